@@ -1,0 +1,25 @@
+"""The Flask application: map pages, JSON API, health, and the CLI groups."""
+from __future__ import annotations
+
+from flask import Flask
+
+from config import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, ONEMAP=settings, JSON_AS_ASCII=False)
+    app.json.ensure_ascii = False
+
+    from app import db
+    db.init_app(app)
+
+    from app.health import bp as health_bp
+    from app.home import bp as home_bp
+    app.register_blueprint(health_bp)
+    app.register_blueprint(home_bp)
+
+    from app.cli import register_cli
+    register_cli(app)
+    return app

@@ -1,0 +1,52 @@
+"""Command groups on Flask's own CLI: `flask --app wsgi <group> <command>`."""
+from __future__ import annotations
+
+import time
+
+import click
+from flask import Flask, current_app
+
+from app.db import engine
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(demo_group)
+
+
+@click.group("db", help="Database schema (Alembic migrations derived from the layer registry).")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Apply all migrations.")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    from etl.schema import upgrade
+    with engine().begin() as conn:
+        upgrade(conn, revision)
+    click.echo(f"schema at {revision}")
+
+
+@click.group("demo", help="The deterministic demo province of Jilin.")
+def demo_group() -> None:
+    pass
+
+
+@demo_group.command("load", help="Generate and load the demo province (replaces the layers' contents).")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="1 gives >=100,000 land-use parcels; 10 gives >=1,000,000.")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--if-empty", is_flag=True, help="Do nothing when land-use parcels are already loaded.")
+def demo_load(scale: float, seed: int, if_empty: bool) -> None:
+    from etl.demo import load_demo, province_loaded
+    if if_empty and province_loaded(engine()):
+        click.echo("demo: the database already holds a province; nothing to do")
+        return
+    started = time.perf_counter()
+    summary = load_demo(engine(), data_dir=current_app.config["ONEMAP"].data_dir, scale=scale, seed=seed,
+                        progress=click.echo)
+    click.echo(f"demo: loaded in {time.perf_counter() - started:.1f} s")
+    for layer, count in summary["counts"].items():
+        click.echo(f"  {layer:24s} {count:>10,d}")
+    click.echo(f"  manifest: {summary['manifest']}")

@@ -1,0 +1,17 @@
+"""The landing page: what the platform holds, layer by layer, until the map replaces it."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from app.db import engine
+from layers import REGISTRY
+from services.health import layer_counts
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+def index():
+    with engine().connect() as conn:
+        counts = layer_counts(conn)
+    return render_template("index.html", layers=list(REGISTRY), counts=counts)

@@ -1,0 +1,1 @@
+"""Data in and out: importers, validation, CRS handling, exporters, the demo province."""

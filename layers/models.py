@@ -1,0 +1,85 @@
+"""SQLAlchemy (GeoAlchemy2) tables derived from the layer registry.
+
+One table per layer: an identity `id`, the declared fields, and `geom` in EPSG:4490 with a
+GiST index. The supervision-number tables are the only tables not derived from a layer.
+Alembic migrations are generated from this metadata and checked against it by the tests.
+"""
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (ARRAY, BigInteger, Boolean, Column, Date, DateTime, Double, ForeignKey, Identity,
+                        Integer, MetaData, SmallInteger, Table, Text, UniqueConstraint, func)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from layers.catalog import REGISTRY
+from layers.registry import Field, FieldType, Layer, Link, STORAGE_SRID
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+_SQL_TYPES = {
+    FieldType.TEXT: Text,
+    FieldType.INTEGER: BigInteger,
+    FieldType.FLOAT: Double,
+    FieldType.DATE: Date,
+    FieldType.DATETIME: lambda: DateTime(timezone=True),
+    FieldType.BOOLEAN: Boolean,
+    FieldType.CODE: Text,
+    FieldType.CODES: lambda: ARRAY(Text),
+    FieldType.JSON: JSONB,
+}
+
+supervision_number = Table(
+    "supervision_number", metadata,
+    Column("number", Text, primary_key=True),
+    Column("region_code", Text, nullable=False),
+    Column("year", SmallInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("serial", Integer, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("subject", Text),
+    UniqueConstraint("region_code", "year", "kind", "serial", name="uq_supervision_number_parts"),
+    comment="统一监管号: every number ever issued; rows are never deleted, so no number is reused.",
+)
+
+supervision_counter = Table(
+    "supervision_counter", metadata,
+    Column("region_code", Text, primary_key=True),
+    Column("year", SmallInteger, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("last_serial", Integer, nullable=False),
+    comment="The last serial issued per region, year and kind; only ever increases.",
+)
+
+
+def _column(field: Field) -> Column:
+    args = [ForeignKey(field.references)] if field.references else []
+    return Column(field.name, _SQL_TYPES[field.type](), *args, nullable=not field.required,
+                  unique=field.unique or None, index=field.indexed or None, comment=f"{field.zh} {field.en}")
+
+
+def _layer_table(layer: Layer) -> Table:
+    return Table(
+        layer.table, metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        *(_column(f) for f in layer.fields),
+        Column("geom", Geometry(layer.geometry.value, srid=STORAGE_SRID, spatial_index=True), nullable=False),
+        comment=f"{layer.zh} {layer.en}",
+    )
+
+
+def _link_table(link: Link) -> Table:
+    return Table(link.name, metadata, Column("id", BigInteger, Identity(), primary_key=True),
+                 *(_column(f) for f in link.fields), comment=f"{link.zh} {link.en}")
+
+
+LAYER_TABLES: dict[str, Table] = {layer.name: _layer_table(layer) for layer in REGISTRY}
+LINK_TABLES: dict[str, Table] = {link.name: _link_table(link) for link in REGISTRY.links}
+
+
+def table_for(name: str) -> Table:
+    return LAYER_TABLES[REGISTRY[name].name]

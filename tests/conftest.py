@@ -1,0 +1,56 @@
+"""Fixtures: a real PostGIS test database, migrated from scratch once per session.
+
+The test database is TEST_DATABASE_URL (written to var/onemap.env by bin/pg for the private
+cluster). It is wiped at the start of the session: never point it at data you keep.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from config.settings import read_env_file
+
+DEMO_TEST_SCALE = 0.03  # ~3,000 parcels: every planted case, small enough to load in seconds
+
+
+def _test_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or read_env_file().get("TEST_DATABASE_URL")
+    if not url:
+        pytest.exit("TEST_DATABASE_URL is not set: run `make test` (it starts the private cluster)", 2)
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg2://{rest}" if scheme == "postgresql" else url
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from etl.schema import upgrade
+    eng = create_engine(_test_url())
+    with eng.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    with eng.begin() as conn:
+        upgrade(conn)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture()
+def conn(engine):
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as connection:
+        tx = connection.begin()
+        try:
+            yield connection
+        finally:
+            tx.rollback()
+
+
+@pytest.fixture(scope="session")
+def demo(engine, tmp_path_factory):
+    """The demo province at test scale, loaded once; returns load_demo's summary."""
+    from etl.demo import load_demo
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    return load_demo(engine, data_dir=data_dir, scale=DEMO_TEST_SCALE, seed=2026)
