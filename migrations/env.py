@@ -6,6 +6,7 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
 from config import load_settings
+from etl.schema import include_object
 from layers.models import metadata
 
 config = context.config
@@ -13,13 +14,6 @@ config = context.config
 
 def _url() -> str:
     return config.attributes.get("database_url") or load_settings().sqlalchemy_url
-
-
-def _include_object(obj, name, type_, reflected, compare_to):
-    # PostGIS's own tables (spatial_ref_sys, tiger/topology schemas) are not ours.
-    if type_ == "table" and reflected and compare_to is None and name not in metadata.tables:
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def run_migrations_online() -> None:
@@ -36,7 +30,7 @@ def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        include_object=_include_object,
+        include_object=include_object,
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
         compare_type=True,

@@ -6,6 +6,8 @@ cluster). It is wiped at the start of the session: never point it at data you ke
 from __future__ import annotations
 
 import os
+import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -54,3 +56,37 @@ def demo(engine, tmp_path_factory):
     from etl.demo import load_demo
     data_dir = tmp_path_factory.mktemp("demo-data")
     return load_demo(engine, data_dir=data_dir, scale=DEMO_TEST_SCALE, seed=2026)
+
+
+@pytest.fixture(scope="session")
+def test_settings(engine):
+    from config.settings import Settings
+    return Settings(database_url=engine.url.render_as_string(hide_password=False), secret_key="test-secret",
+                    data_dir=Path("var/test-data"), port=0)
+
+
+class LiveServer:
+    """The WSGI application on a real HTTP server (werkzeug, threaded) on 127.0.0.1."""
+
+    def __init__(self, wsgi_app):
+        from werkzeug.serving import make_server
+        self._server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def get(self, path: str, **kwargs):
+        import requests
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+
+@pytest.fixture(scope="session")
+def live_server(test_settings, demo):
+    from app import create_app
+    server = LiveServer(create_app(test_settings))
+    yield server
+    server.stop()

@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_admin_division')),
     sa.UniqueConstraint('code', name=op.f('uq_admin_division_code'))
     )
+    op.create_table_comment('admin_division', '行政区划 Administrative divisions')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_admin_division_geom', 'admin_division', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_admin_division_parent_code'), 'admin_division', ['parent_code'], unique=False)
     op.create_geospatial_table('basic_farmland',
@@ -45,6 +46,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_basic_farmland')),
     sa.UniqueConstraint('patch_no', name=op.f('uq_basic_farmland_patch_no'))
     )
+    op.create_table_comment('basic_farmland', '永久基本农田 Permanent basic farmland')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_basic_farmland_geom', 'basic_farmland', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_basic_farmland_county_code'), 'basic_farmland', ['county_code'], unique=False)
     op.create_geospatial_table('change_patch',
@@ -65,6 +67,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_change_patch')),
     sa.UniqueConstraint('patch_no', name=op.f('uq_change_patch_patch_no'))
     )
+    op.create_table_comment('change_patch', '遥感监测变化图斑 Change patches')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_change_patch_geom', 'change_patch', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_change_patch_batch'), 'change_patch', ['batch'], unique=False)
     op.create_index(op.f('ix_change_patch_county_code'), 'change_patch', ['county_code'], unique=False)
@@ -81,6 +84,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_disaster_event')),
     sa.UniqueConstraint('event_no', name=op.f('uq_disaster_event_event_no'))
     )
+    op.create_table_comment('disaster_event', '灾害事件 Disaster events')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_disaster_event_geom', 'disaster_event', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_disaster_event_region_code'), 'disaster_event', ['region_code'], unique=False)
     op.create_geospatial_table('eco_redline',
@@ -94,6 +98,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_eco_redline')),
     sa.UniqueConstraint('zone_no', name=op.f('uq_eco_redline_zone_no'))
     )
+    op.create_table_comment('eco_redline', '生态保护红线 Ecological protection red line')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_eco_redline_geom', 'eco_redline', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_eco_redline_county_code'), 'eco_redline', ['county_code'], unique=False)
     op.create_geospatial_table('hazard_point',
@@ -112,6 +117,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hazard_point')),
     sa.UniqueConstraint('hazard_no', name=op.f('uq_hazard_point_hazard_no'))
     )
+    op.create_table_comment('hazard_point', '地质灾害隐患点 Geological hazard points')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_hazard_point_geom', 'hazard_point', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_hazard_point_county_code'), 'hazard_point', ['county_code'], unique=False)
     op.create_geospatial_table('imagery_epoch',
@@ -125,6 +131,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_imagery_epoch')),
     sa.UniqueConstraint('name', name=op.f('uq_imagery_epoch_name'))
     )
+    op.create_table_comment('imagery_epoch', '遥感影像 Remote-sensing imagery epochs')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_imagery_epoch_geom', 'imagery_epoch', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_geospatial_table('land_use',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -142,6 +149,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_land_use')),
     sa.UniqueConstraint('bsm', name=op.f('uq_land_use_bsm'))
     )
+    op.create_table_comment('land_use', '土地利用现状 Land-use status parcels')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_land_use_geom', 'land_use', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_land_use_class_code'), 'land_use', ['class_code'], unique=False)
     op.create_index(op.f('ix_land_use_county_code'), 'land_use', ['county_code'], unique=False)
@@ -157,6 +165,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_zone')),
     sa.UniqueConstraint('zone_no', name=op.f('uq_plan_zone_zone_no'))
     )
+    op.create_table_comment('plan_zone', '土地利用总体规划管制区 Land-use plan control zones')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_plan_zone_geom', 'plan_zone', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_plan_zone_county_code'), 'plan_zone', ['county_code'], unique=False)
     op.create_index(op.f('ix_plan_zone_zone_code'), 'plan_zone', ['zone_code'], unique=False)
@@ -191,6 +200,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_urban_boundary')),
     sa.UniqueConstraint('zone_no', name=op.f('uq_urban_boundary_zone_no'))
     )
+    op.create_table_comment('urban_boundary', '城镇开发边界 Urban development boundary')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_urban_boundary_geom', 'urban_boundary', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_urban_boundary_county_code'), 'urban_boundary', ['county_code'], unique=False)
     op.create_geospatial_table('approval',
@@ -211,6 +221,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_approval')),
     sa.UniqueConstraint('document_no', name=op.f('uq_approval_document_no'))
     )
+    op.create_table_comment('approval', '建设用地审批 Construction-land approvals')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_approval_geom', 'approval', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_approval_county_code'), 'approval', ['county_code'], unique=False)
     op.create_index(op.f('ix_approval_supervision_no'), 'approval', ['supervision_no'], unique=False)
@@ -229,6 +240,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consolidation_project')),
     sa.UniqueConstraint('project_no', name=op.f('uq_consolidation_project_project_no'))
     )
+    op.create_table_comment('consolidation_project', '土地整治/补充耕地项目 Land consolidation projects')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_consolidation_project_geom', 'consolidation_project', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_consolidation_project_county_code'), 'consolidation_project', ['county_code'], unique=False)
     op.create_index(op.f('ix_consolidation_project_supervision_no'), 'consolidation_project', ['supervision_no'], unique=False)
@@ -252,6 +264,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_disaster_report')),
     sa.UniqueConstraint('report_no', name=op.f('uq_disaster_report_report_no'))
     )
+    op.create_table_comment('disaster_report', '灾情报告 Disaster reports')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_disaster_report_geom', 'disaster_report', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_disaster_report_event_id'), 'disaster_report', ['event_id'], unique=False)
     op.create_index(op.f('ix_disaster_report_region_code'), 'disaster_report', ['region_code'], unique=False)
@@ -274,6 +287,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_enforcement_case')),
     sa.UniqueConstraint('case_no', name=op.f('uq_enforcement_case_case_no'))
     )
+    op.create_table_comment('enforcement_case', '执法案件 Enforcement cases')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_enforcement_case_geom', 'enforcement_case', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_enforcement_case_county_code'), 'enforcement_case', ['county_code'], unique=False)
     op.create_index(op.f('ix_enforcement_case_supervision_no'), 'enforcement_case', ['supervision_no'], unique=False)
@@ -298,6 +312,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mining_right')),
     sa.UniqueConstraint('licence_no', name=op.f('uq_mining_right_licence_no'))
     )
+    op.create_table_comment('mining_right', '矿业权 Mining rights')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_mining_right_geom', 'mining_right', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_mining_right_county_code'), 'mining_right', ['county_code'], unique=False)
     op.create_index(op.f('ix_mining_right_supervision_no'), 'mining_right', ['supervision_no'], unique=False)
@@ -329,6 +344,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['mining_right_id'], ['mining_right.id'], name=op.f('fk_mine_report_mining_right_id_mining_right')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mine_report'))
     )
+    op.create_table_comment('mine_report', '矿山年度报告 Mine annual reports')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_mine_report_geom', 'mine_report', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_mine_report_county_code'), 'mine_report', ['county_code'], unique=False)
     op.create_index(op.f('ix_mine_report_licence_no'), 'mine_report', ['licence_no'], unique=False)
@@ -355,6 +371,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_supply')),
     sa.UniqueConstraint('contract_no', name=op.f('uq_supply_contract_no'))
     )
+    op.create_table_comment('supply', '土地供应 Land supply and contracts')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_supply_geom', 'supply', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_supply_approval_id'), 'supply', ['approval_id'], unique=False)
     op.create_index(op.f('ix_supply_county_code'), 'supply', ['county_code'], unique=False)
@@ -379,6 +396,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_violation_lead')),
     sa.UniqueConstraint('lead_no', name=op.f('uq_violation_lead_lead_no'))
     )
+    op.create_table_comment('violation_lead', '违法线索 Violation leads')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_violation_lead_geom', 'violation_lead', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_violation_lead_county_code'), 'violation_lead', ['county_code'], unique=False)
     op.create_index(op.f('ix_violation_lead_patch_id'), 'violation_lead', ['patch_id'], unique=False)
@@ -399,6 +417,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['supply_id'], ['supply.id'], name=op.f('fk_development_report_supply_id_supply')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_development_report'))
     )
+    op.create_table_comment('development_report', '开发利用 Development and use reports')  # geoalchemy2's create_geospatial_table drops comment=
     op.create_geospatial_index('idx_development_report_geom', 'development_report', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index(op.f('ix_development_report_county_code'), 'development_report', ['county_code'], unique=False)
     op.create_index(op.f('ix_development_report_supervision_no'), 'development_report', ['supervision_no'], unique=False)
