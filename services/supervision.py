@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 from layers import REGISTRY
 from layers.codes import SUPERVISION_KIND
 
-_PATTERN = re.compile(r"^(\d{6})-(\d{4})-([A-Z])-(\d{6})$")
+_PATTERN = re.compile(r"^(\d{6})-(\d{4})-([A-Z])-(\d{6})$", re.ASCII)  # ASCII: not full-width ２０２６
 
 
 class InvalidSupervisionNumber(ValueError):
@@ -54,11 +54,13 @@ def parse(number: str) -> SupervisionNumber:
         raise InvalidSupervisionNumber(f"{number!r}: unknown kind {kind!r} (one of {', '.join(SUPERVISION_KIND.codes)})")
     if int(serial) == 0:
         raise InvalidSupervisionNumber(f"{number!r}: serials start at 000001")
+    if not 1949 <= int(year) <= 9999:
+        raise InvalidSupervisionNumber(f"{number!r}: year {year} is out of range")
     return SupervisionNumber(region, int(year), kind, int(serial))
 
 
 def _check(region_code: str, year: int, kind: str) -> None:
-    if not re.fullmatch(r"\d{6}", region_code):
+    if not re.fullmatch(r"\d{6}", region_code, re.ASCII):
         raise InvalidSupervisionNumber(f"region code {region_code!r} is not 6 digits (GB/T 2260)")
     if not 1949 <= year <= 9999:
         raise InvalidSupervisionNumber(f"year {year} is out of range")
@@ -116,7 +118,7 @@ def carrying_layers() -> list[str]:
 def trace(conn: Connection, number: str) -> dict[str, list[dict]]:
     """Every record linked by one number: the records that carry it, and the consolidation
     projects that balance it. Geometries are left out; ids and labels are returned."""
-    parse(number)
+    number = str(parse(number))  # the canonical form: a pasted " 220104-…-000017 " finds its records
     chain: dict[str, list[dict]] = {}
     for name in carrying_layers():
         layer = REGISTRY[name]
