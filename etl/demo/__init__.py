@@ -30,7 +30,7 @@ from sqlalchemy import Engine, text
 from etl.demo.boundaries import load_regions
 from etl.demo.business import Background
 from etl.demo.cases import REFERENCE_DATE, Planter
-from etl.demo.grid import build_grid, cell_size_for
+from etl.demo.grid import KM_PER_DEG_LAT, build_grid, cell_size_for
 from etl.demo.hazards import disasters, hazard_points
 from etl.demo.imagery import IMAGE_PX, SENSOR, SMALL_IMAGE_PX, render, resolution_m
 from etl.demo.landscape import build_landscape
@@ -54,6 +54,9 @@ PARCELS_PER_SCALE = 100_000
 # aim a little above the target so the count is at least 100,000 × scale.
 SPLIT_PARCELS = 52.0
 AIM = 1.04
+# Cells never grow beyond this: planted cases need cells smaller than Changchun's rings, so
+# below scale ~0.03 the count stays at ~3,000 parcels.
+MAX_CELL_KM = 11.5
 
 
 def cells_for(parcels: float) -> float:
@@ -82,8 +85,8 @@ def load_demo(engine: Engine, data_dir: Path, scale: float = 1.0, seed: int = 20
     province = ls.province
     shapely.prepare(province)
     target = cells_for(PARCELS_PER_SCALE * scale * AIM)
-    grid = build_grid(stream(seed, "grid"), province.bounds, cell_size_for(geodesic_area_m2(province) / 1e6, target),
-                      keep=lambda polys: shapely.intersects(province, polys))
+    cell_deg = min(cell_size_for(geodesic_area_m2(province) / 1e6, target), MAX_CELL_KM / KM_PER_DEG_LAT)
+    grid = build_grid(stream(seed, "grid"), province.bounds, cell_deg, keep=lambda polys: shapely.intersects(province, polys))
     cells = classify(grid, ls, stream(seed, "landuse"))
     world = World(ls, grid, cells)
     say(f"demo: landscape and {len(grid):,} cells ({time.perf_counter() - started:.1f} s)")

@@ -294,7 +294,10 @@ class Planter:
                     overlaps={"approval_m2": 0.0, "basic_farmland_m2": 0.0},
                     note="设施农用地: facility agriculture, not construction")
 
-        # unapproved construction inside the forest park (040 zone)
+    def plant_prohibited_zone(self) -> None:
+        """Unapproved construction inside the forest park (040 zone), planted first so the
+        coarse cells of small scales can still be forest under it."""
+        rng = self.rng
         reserve = self.w.local["reserve"]
         footprint = self.w.local["footprint"]
         box = shapely.intersection(reserve, footprint).bounds
@@ -309,9 +312,10 @@ class Planter:
                 return None
             p_ll = to_lonlat(p_l)
             county = self.w.county_of(p_ll, 60)
-            cells = self._force_ok([p_ll], "0301", False)
-            if county is None or cells is None:
+            if county is None:
                 return None
+            # forest under it when the grid allows (reserve cells are never basic farmland anyway)
+            cells = self._force_ok([p_ll], "0301", False)
             self._take([p_l], cells, "0301", False)
             return p_ll, county
         p_ll, county = self._search(in_park, accept, "unapproved_prohibited_zone")
@@ -475,6 +479,7 @@ class Planter:
             self.without_approval.append(s)
 
     def plant_all(self) -> None:
+        self.plant_prohibited_zone()
         self.plant_construction()
         self.plant_outside()
         self.plant_mining()
