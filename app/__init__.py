@@ -1,4 +1,4 @@
-"""The Flask application: map pages, JSON API, health, and the CLI groups."""
+"""The Flask application: map pages, JSON API, OGC API Features, health, and the CLI groups."""
 from __future__ import annotations
 
 from flask import Flask
@@ -19,6 +19,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.home import bp as home_bp
     app.register_blueprint(health_bp)
     app.register_blueprint(home_bp)
+
+    from app import ogc
+    ogc.init_app(app)  # /ogc (public) and /internal/ogc (department tokens)
 
     from app.cli import register_cli
     register_cli(app)

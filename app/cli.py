@@ -12,6 +12,8 @@ from app.db import engine
 def register_cli(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(demo_group)
+    from app.ogc.cli import tokens_group
+    app.cli.add_command(tokens_group)
 
 
 @click.group("db", help="Database schema (Alembic migrations derived from the layer registry).")

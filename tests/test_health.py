@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import requests
+from alembic.script import ScriptDirectory
 
 from app import create_app
+from etl.schema import alembic_config
 from layers import REGISTRY
 from tests.conftest import LiveServer
 
@@ -15,7 +17,7 @@ def test_healthz_reports_postgis_and_every_layer_count(live_server, engine):
     assert body["status"] == "ok"
     assert body["database"]["reachable"] is True
     assert body["database"]["postgis"].startswith("3.")
-    assert body["database"]["schema_revision"] == "0001"
+    assert body["database"]["schema_revision"] == ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert set(body["layers"]) == {layer.name for layer in REGISTRY}
     assert body["empty_layers"] == []
     with engine.connect() as conn:

@@ -1,0 +1,198 @@
+"""The pygeoapi feature provider for OneMap's PostGIS layers and views.
+
+It subclasses pygeoapi's PostgreSQL provider (connection, reflection, fields stay pygeoapi's)
+and replaces the query path:
+
+- storage is EPSG:4490 with lon,lat coordinates; the configured `storage_crs` stays CRS84 so
+  pygeoapi transforms `bbox-crs` into lon,lat, and every envelope and filter geometry built
+  here is tagged SRID 4490 (the stock provider mixes SRIDs 4490/4326, an HTTP 500);
+- output CRS, axis order and GeoJSON are produced by PostGIS (`ST_Transform`,
+  `ST_FlipCoordinates` for CRSs whose first axis is north, `ST_AsGeoJSON`), one JSON text
+  per feature, never a Python loop over geometries;
+- no `COUNT(*)` per page: `numberMatched` only when it is known for free (a first page that
+  is not full) or asked for with `resulttype=hits`;
+- CQL2 filters and `datetime` come from the request context set by the blueprint
+  (`app.ogc.service`), since pygeoapi 0.21 can neither parse CQL2 text nor hand over a
+  parsed filter; database errors caused by client values become 400s, not 500s.
+"""
+from __future__ import annotations
+
+import json
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import chain
+
+from pygeoapi.provider.base import ProviderGenericError, ProviderItemNotFoundError, ProviderQueryError
+from pygeoapi.provider.sql import PostgreSQLProvider
+from sqlalchemy import JSON, Date, DateTime, Text, and_, asc, cast, desc, func, literal, select, true
+from sqlalchemy.exc import DBAPIError
+
+from app.ogc.cql2 import FilterError, compile_filter, parse_json, parse_text
+from app.ogc.crs import STORAGE_SRID, UnsupportedCrs, output_crs
+
+STATEMENT_TIMEOUT_MS = 20_000
+
+
+class BadQuery(ProviderGenericError):
+    """A request the database cannot answer because of the client's values (HTTP 400)."""
+    ogc_exception_code = "InvalidParameterValue"
+    http_status_code = 400
+
+    def __init__(self, message: str):
+        super().__init__(message, user_msg=message)
+
+
+@dataclass(frozen=True)
+class QueryExtras:
+    """The parts of an items request the blueprint keeps from pygeoapi and hands over here."""
+    filter: str | bytes | dict | None = None
+    filter_lang: str = "cql2-text"
+    filter_crs: str | None = None
+    datetime: str | None = None
+
+
+REQUEST_EXTRAS: ContextVar[QueryExtras] = ContextVar("onemap_ogc_request_extras", default=QueryExtras())
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class OneMapProvider(PostgreSQLProvider):
+    def __init__(self, provider_def: dict):
+        super().__init__(provider_def)
+        self._table = self.table_model.__table__
+        self._id = self._table.c[self.id_field]
+        self._geom = self._table.c[self.geom]
+        self._columns = {c.name: c for c in self._table.c if c.name not in (self.geom,)}
+        self._temporal = {c.name for c in self._table.c if isinstance(c.type, (Date, DateTime))}
+
+    # --- pygeoapi's provider interface -------------------------------------------------------
+    def query(self, offset=0, limit=10, resulttype="results", bbox=[], datetime_=None, properties=[],
+              sortby=[], select_properties=[], skip_geometry=False, q=None, filterq=None,
+              crs_transform_spec=None, **kwargs):
+        extras = REQUEST_EXTRAS.get()
+        where = and_(true(), *self._where(bbox, properties, extras))
+        if resulttype == "hits":
+            matched = self._run(lambda conn: conn.execute(
+                select(func.count()).select_from(self._table).where(where)).scalar_one())
+            return {"type": "FeatureCollection", "features": [], "numberMatched": matched, "numberReturned": 0}
+
+        feature = self._feature_json(select_properties, skip_geometry, crs_transform_spec)
+        order = [(asc if s["order"] == "+" else desc)(self._table.c[s["property"]]) for s in sortby]
+        statement = (select(feature).where(where).order_by(*order, asc(self._id))
+                     .offset(offset).limit(limit))
+        rows = self._run(lambda conn: conn.execute(statement).scalars().all())
+        features = json.loads("[" + ",".join(rows) + "]")
+        response = {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
+        if offset == 0 and len(features) < limit:
+            response["numberMatched"] = len(features)  # known without counting
+        return response
+
+    def get(self, identifier, crs_transform_spec=None, **kwargs):
+        try:
+            key = int(identifier)
+        except (TypeError, ValueError):
+            raise ProviderItemNotFoundError(user_msg=f"no feature {identifier!r} in this collection") from None
+        feature = self._feature_json([], False, crs_transform_spec)
+        row = self._run(lambda conn: conn.execute(select(feature).where(self._id == key)).scalar_one_or_none())
+        if row is None:
+            raise ProviderItemNotFoundError(user_msg=f"no feature {identifier!r} in this collection")
+        return json.loads(row)
+
+    # --- SQL ------------------------------------------------------------------------------------
+    def _where(self, bbox, properties, extras: QueryExtras) -> list:
+        clauses = [self._columns[name] == value for name, value in properties]
+        if bbox:
+            minx, miny, maxx, maxy = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
+            envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, STORAGE_SRID)
+            clauses.append(func.ST_Intersects(self._geom, envelope))
+        if extras.datetime:
+            clauses.append(self._datetime_clause(extras.datetime))
+        if extras.filter is not None:
+            clauses.append(self._filter_clause(extras))
+        return clauses
+
+    def _filter_clause(self, extras: QueryExtras):
+        try:
+            if extras.filter_lang == "cql2-json":
+                tree = parse_json(extras.filter)
+            else:
+                tree = parse_text(extras.filter if isinstance(extras.filter, str) else extras.filter.decode())
+            queryables = {k: v for k, v in self._columns.items()}
+            return compile_filter(tree, queryables, self._geom, extras.filter_crs, self._temporal)
+        except FilterError as exc:
+            raise BadQuery(f"filter: {exc}") from None
+        except UnicodeDecodeError:
+            raise BadQuery("filter: not UTF-8 text") from None
+
+    def _datetime_clause(self, value: str):
+        if self.time_field is None:
+            raise BadQuery("datetime: this collection has no time property")
+        column = self._table.c[self.time_field]
+        parts = value.split("/")
+        if len(parts) == 1:
+            return column == _instant(parts[0])
+        if len(parts) != 2:
+            raise BadQuery(f"datetime: {value!r} is neither an instant nor an interval a/b")
+        start, end = (None if p in ("", "..") else _instant(p) for p in parts)
+        if start is None and end is None:
+            return true()
+        if start is not None and end is not None and _as_datetime(start) > _as_datetime(end):
+            raise BadQuery(f"datetime: the interval {value!r} ends before it starts")
+        return and_(true() if start is None else column >= start, true() if end is None else column <= end)
+
+    def _feature_json(self, select_properties, skip_geometry, crs_transform_spec):
+        names = [c for c in self._columns if c != self.id_field]
+        if select_properties:
+            names = [n for n in names if n in set(select_properties)]
+        properties = func.json_build_object(*chain.from_iterable(
+            (literal(n, Text), self._columns[n]) for n in names))
+        if skip_geometry:
+            geometry = literal(None, JSON)
+        else:
+            geometry = cast(self._geometry_geojson(crs_transform_spec), JSON)
+        return cast(func.json_build_object(
+            literal("type", Text), literal("Feature", Text), literal("id", Text), self._id,
+            literal("geometry", Text), geometry, literal("properties", Text), properties), Text)
+
+    def _geometry_geojson(self, crs_transform_spec):
+        try:
+            out = output_crs(crs_transform_spec.target_crs_uri if crs_transform_spec else None)
+        except UnsupportedCrs as exc:
+            raise BadQuery(str(exc)) from None
+        geom = self._geom
+        if out.needs_transform:
+            geom = func.ST_Transform(geom, out.srid)
+        if out.north_first:
+            geom = func.ST_FlipCoordinates(geom)
+        return func.ST_AsGeoJSON(geom, out.precision, 0)
+
+    def _run(self, work):
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+                return work(conn)
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "pgcode", None) or ""
+            detail = str(getattr(exc.orig, "diag", None) and exc.orig.diag.message_primary or "").strip()
+            if code.startswith("22") or code in ("42883", "42804", "42725", "22P02"):
+                raise BadQuery(f"a value does not suit the property it is compared with: {detail}") from None
+            if code == "57014":
+                raise BadQuery("the query took too long; narrow it with bbox, datetime or filter") from None
+            raise ProviderQueryError(user_msg="database error (logged)") from exc
+
+
+def _instant(text: str) -> date | datetime:
+    try:
+        if _DATE_RE.match(text):
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadQuery(f"datetime: {text!r} is not an RFC 3339 date or date-time") from None
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value.tzinfo else value
+    return datetime(value.year, value.month, value.day)
