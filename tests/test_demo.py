@@ -334,6 +334,10 @@ def test_corner_tables_parse_detect_and_refuse():
         detect_gk_crs(parse_corners("1,4852000,510000\n2,4852000,511000\n3,4853000,511000"))
     with pytest.raises(CornerError, match="line 2"):
         parse_corners("1,4852000,510000\n2,4852000\n")
+    from etl.demo.corners import lonlat_to_corners, rings_to_lonlat
+    corners = lonlat_to_corners([(126.1, 43.8), (126.2, 43.8), (126.2, 43.9)], 4551, decimals=4)
+    back = rings_to_lonlat([corners], 4551)[0]
+    assert np.allclose(back, [(126.1, 43.8), (126.2, 43.8), (126.2, 43.9)], atol=1e-8)
 
 
 # --- atomic and deterministic -----------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 
 from etl.demo import names
-from etl.demo.cases import REFERENCE_DATE, multi, ring_point, split_rect
+from etl.demo.cases import REFERENCE_DATE, multi, ring_point
 from etl.demo.geo import blob, rotated_rect, to_local, to_lonlat
 from etl.demo.landscape import Town
 from etl.demo.records import (Approval, Balance, Case, DemoRecords, DevelopmentReport, Lead, MiningRight, Patch,

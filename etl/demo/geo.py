@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import shapely
 from pyproj import Transformer
-from shapely.geometry.base import BaseGeometry
 
 LOCAL_CRS = "+proj=laea +lat_0=43.6 +lon_0=126.5 +ellps=GRS80 +units=m +no_defs"
 
@@ -93,7 +92,3 @@ def densified_line(points_lonlat: list[tuple[float, float]], step_m: float = 200
     x, y = to_local_xy([p[0] for p in points_lonlat], [p[1] for p in points_lonlat])
     line = shapely.LineString(np.column_stack([x, y]))
     return shapely.segmentize(line, step_m)
-
-
-def lonlat_union(geoms) -> BaseGeometry:
-    return shapely.union_all(np.asarray(geoms, dtype=object))

@@ -18,7 +18,7 @@ from rasterio.transform import from_bounds
 
 from etl.demo.geo import to_local
 from etl.demo.landuse import CLASSES
-from etl.demo.random import stream
+from etl.demo.streams import stream
 
 SENSOR = "GF-2 PMS (synthetic rendering)"
 IMAGE_PX = 4000          # 0.6° × 0.44° at ~12 m
@@ -68,7 +68,8 @@ def render(grid, cells, footprint, road_strips, river_strips, patches, out_dir: 
             features.rasterize(hit, out=cls, transform=transform)
 
     rng = stream(seed, "imagery")
-    tone = rng.integers(-14, 15, size=(len(idx) + 1, 3)).astype(np.int16)
+    # each parcel a little lighter or darker (all bands alike), with a slight tint
+    tone = (rng.integers(-16, 17, size=(len(idx) + 1, 1)) + rng.integers(-4, 5, size=(len(idx) + 1, 3))).astype(np.int16)
     base = palette()[cls] + tone[parcel]
     base += rng.integers(-7, 8, size=(px, px, 1), dtype=np.int16)          # grain, shared by the bands
     base += rng.integers(-3, 4, size=(px, px, 3), dtype=np.int16)

@@ -22,9 +22,9 @@ from rasterio.transform import from_origin
 from shapely.geometry import shape as geojson_shape
 
 from etl.demo.boundaries import COUNTY_SEATS, PREFECTURE_SEATS, Region
-from etl.demo.geo import (densified_line, ellipse, star_polygon, to_local, to_local_xy, to_lonlat, to_lonlat_xy,
+from etl.demo.geo import (densified_line, ellipse, star_polygon, to_local, to_local_xy, to_lonlat,
                           wobble)
-from etl.demo.random import NoiseField, stream
+from etl.demo.streams import NoiseField, stream
 
 BUILT, ALLOWED, CONDITIONAL = 1.0, 1.35, 1.7   # radius factors: built-up, 010, 020 and the boundary
 

@@ -17,7 +17,7 @@ import shapely
 
 from etl.demo.geo import to_local_xy
 from etl.demo.grid import Grid
-from etl.demo.landscape import ALLOWED, BUILT, CHANGBAI_PEAK, CONDITIONAL, WETLAND_RESERVES, Landscape
+from etl.demo.landscape import ALLOWED, BUILT, CHANGBAI_PEAK, WETLAND_RESERVES, Landscape
 
 # Every class the generator uses; cells store an index into this tuple.
 CLASSES = ("0101", "0102", "0103", "0201", "0301", "0305", "0307", "0401", "0402", "0404",

@@ -123,11 +123,3 @@ class World:
     def clear_of(self, name: str, geom_l, margin: float = 0.0) -> bool:
         probe = geom_l.buffer(margin) if margin else geom_l
         return not self.local[name].intersects(probe)
-
-    def construction_share(self, geom_ll) -> float:
-        """Share of the cells under a site whose class is construction or water (not farmland-like)."""
-        idx = self.cells_under(geom_ll)
-        if not len(idx):
-            return 1.0
-        codes = np.asarray(self.cells.codes())[idx]
-        return float(np.mean([c[:2] in {"05", "06", "07", "08", "09", "10", "11"} for c in codes]))

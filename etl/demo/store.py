@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import shapely
 
 from etl.demo.business import allocate_balances
