@@ -34,9 +34,10 @@ def view_ids(engine, collection: str, where: str) -> set[int]:
         return set(conn.execute(text(f"SELECT id FROM pub.{collection} WHERE {where}")).scalars())
 
 
-def all_items(url: str, **params) -> list[dict]:
+def all_items(url: str, headers: dict | None = None, **params) -> list[dict]:
     """Every feature, following the next links."""
-    features, page = [], requests.get(url, params={"limit": MAX_ITEMS, **params}, timeout=60)
+    features = []
+    page = requests.get(url, params={"limit": MAX_ITEMS, **params}, headers=headers, timeout=60)
     while True:
         assert page.status_code == 200, page.text
         body = page.json()
@@ -44,7 +45,7 @@ def all_items(url: str, **params) -> list[dict]:
         nxt = [link["href"] for link in body["links"] if link["rel"] == "next"]
         if not nxt or not body["features"]:
             return features
-        page = requests.get(nxt[0], timeout=60)
+        page = requests.get(nxt[0], headers=headers, timeout=60)
 
 
 def test_landing_conformance_and_collections_come_from_the_registry(ogc):
@@ -88,7 +89,7 @@ GDAL_READER = """
 import json, sys
 import pyogrio, pyogrio.raw
 if len(sys.argv) > 3:
-    pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADERS": sys.argv[3]})
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": sys.argv[3]})
 out = {}
 for name in sys.argv[2].split(","):
     meta, _, geometry, _ = pyogrio.raw.read("OAPIF:" + sys.argv[1], layer=name)
@@ -97,10 +98,10 @@ print(json.dumps(out))
 """
 
 
-def read_with_gdal(url: str, layers: list[str], headers: str | None = None) -> dict:
+def read_with_gdal(url: str, layers: list[str], token: str | None = None) -> dict:
     """GDAL's OAPIF driver in a child process: pyogrio holds the GIL while GDAL waits on HTTP,
     which would starve the in-process test server."""
-    args = [sys.executable, "-c", GDAL_READER, url, ",".join(layers)] + ([headers] if headers else [])
+    args = [sys.executable, "-c", GDAL_READER, url, ",".join(layers)] + ([token] if token else [])
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

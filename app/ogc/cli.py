@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from app.db import engine
 from services import department_tokens
 from services.department_tokens import TokenError
 
 
-@click.group("tokens", help="Department tokens for the internal OGC API (/internal/ogc).")
-def tokens_group() -> None:
-    pass
+# An AppGroup pushes the application context for its commands, also under a test CLI runner.
+tokens_group = AppGroup("tokens", help="Department tokens for the internal OGC API (/internal/ogc).")
 
 
 @tokens_group.command("create", help="Issue a token; it is printed once and stored only as a hash.")
