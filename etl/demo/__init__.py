@@ -46,7 +46,7 @@ from etl.demo.store import EPOCHS, business, imagery_epochs, zones
 from layers import REGISTRY
 from services.areas import geodesic_area_m2
 
-__all__ = ["load_demo", "province_loaded", "REFERENCE_DATE"]
+__all__ = ["load_demo", "province_loaded"]
 
 PARCELS_PER_SCALE = 100_000
 # County borders and road/river strips split the cells they cross, adding about
@@ -129,13 +129,13 @@ def load_demo(engine: Engine, data_dir: Path, scale: float = 1.0, seed: int = 20
             zones(loader, ls)
             imagery_epochs(loader, epochs)
             issue_supervision_numbers(conn, records)
-            ids = business(loader, records)
+            report_ids = business(loader, records)
             loader.finish()
             tmp_paths = rendering.result()
             say(f"demo: imagery rendered ({time.perf_counter() - started:.1f} s)")
             counts = {layer.name: loader.rows(f"SELECT count(*) FROM {layer.table}")[0][0] for layer in REGISTRY}
             manifest = build_manifest(loader, records, planter, scale=scale, seed=seed, counts=counts,
-                                      epochs=epochs, report_ids=ids["report_ids"], footprint=ls.footprint)
+                                      epochs=epochs, report_ids=report_ids, footprint=ls.footprint)
     except BaseException:
         pool.shutdown(wait=True)
         if rendering.exception() is None:      # the load failed: drop the new images too

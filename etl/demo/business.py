@@ -82,7 +82,7 @@ class Background:
         return max(minimum, int(round(per_scale_1 * self.scale)))
 
     # --- approvals and supply ---------------------------------------------------------------
-    def _place_near(self, town: Town, w: float, h: float, d_range, in_footprint: bool, zone="zone020",
+    def _place_near(self, town: Town, w: float, h: float, d_range, in_footprint: bool, zone="zone010_020",
                     tries: int = 300):
         rng, world = self.rng, self.w
         for _ in range(tries):
@@ -378,7 +378,7 @@ class Background:
             geom_l = blob(rng, x, y, rng.uniform(40, 90), rng.uniform(30, 60), rng.uniform(0, 180), 6)
             if not world.within("footprint", geom_l, 50) or not world.occupied.free(geom_l.buffer(30)):
                 continue
-            if k == 1 and not world.within("zone020", geom_l, 30):
+            if k == 1 and not world.within("zone010_020", geom_l, 30):
                 continue
             if k != 1 and not world.clear_of("urban", geom_l, 200):
                 continue

@@ -140,7 +140,8 @@ class Planter:
 
     # --- construction cases in Changchun's 010 ring ---------------------------------------
     def _ring_site(self, tag, w, h, patch_shape, d_range=(1.06, 1.2)):
-        """An approval-sized rectangle in the 010 ring and a patch placed by `patch_shape`."""
+        """An approval-sized w×h rectangle in the 010 ring and a patch placed by `patch_shape`
+        (w None: a patch alone)."""
         rng = self.rng
 
         def propose():
@@ -149,8 +150,8 @@ class Planter:
 
         def accept(site):
             x, y, ang = site
-            rect_l = rotated_rect(x, y, w, h, ang)
             patch_l = patch_shape(x, y, ang)
+            rect_l = patch_l if w is None else rotated_rect(x, y, w, h, ang)
             both = shapely.union(rect_l, patch_l)
             if not self._ring_ok(both):
                 return None
@@ -222,7 +223,7 @@ class Planter:
                                                  note="临时用地: temporary use, not a violation")),
                         ("other_false_change", dict(class_after="0103", categories=["other"], false_change=True,
                                                     note="伪变化: seasonal tone change of the same farmland"))):
-            _, _, _, _, p_ll, county = self._ring_site(tag, 10, 10, centred(75, 55))
+            _, _, _, _, p_ll, county = self._ring_site(tag, None, None, centred(75, 55))
             self._patch(tag, p_ll, county, overlaps={"approval_m2": 0.0, "supply_m2": 0.0, "basic_farmland_m2": 0.0},
                         **kw)
         self.r.leads.append(Lead(county=self.patches["unapproved"].county, geom=self.patches["unapproved"].geom,

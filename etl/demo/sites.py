@@ -60,7 +60,7 @@ class World:
         urban = shapely.union_all([ls.urban_union, ls.zone020, ls.zone010])
         self.local = {
             "zone010": to_local(ls.zone010),
-            "zone020": to_local(shapely.union(ls.zone010, ls.zone020)),
+            "zone010_020": to_local(shapely.union(ls.zone010, ls.zone020)),   # where construction may go
             "urban": to_local(urban),
             "reserve": to_local(ls.reserve_union),
             "footprint": to_local(ls.footprint),

@@ -6,7 +6,6 @@ from datetime import date
 import shapely
 
 from etl.demo.business import allocate_balances
-from etl.demo.cases import REFERENCE_DATE
 from etl.demo.landscape import Landscape
 from etl.demo.load import FARMLAND_SQL, STAGE, Loader, ewkb
 from etl.demo.records import DemoRecords
@@ -77,8 +76,8 @@ def imagery_epochs(loader: Loader, epochs: list[dict]) -> None:
                  for e, g in zip(epochs, ewkb([shapely.MultiPolygon([e["footprint"]]) for e in epochs]))])
 
 
-def business(loader: Loader, r: DemoRecords) -> dict:
-    """Load every business layer; returns id maps the manifest needs."""
+def business(loader: Loader, r: DemoRecords) -> dict[str, list[int]]:
+    """Load every business layer; returns the development-report ids per contract number."""
     g = lambda items, attr="geom": ewkb([getattr(x, attr) for x in items])  # noqa: E731
 
     loader.copy("approval", ["supervision_no", "document_no", "batch_name", "kind", "authority", "approved_on",
@@ -192,4 +191,4 @@ def business(loader: Loader, r: DemoRecords) -> dict:
                 [(d.report_no, event_id[d.event.event_no], d.kind, d.level, d.region_code, d.reported_at,
                   d.covers_until, d.deaths, d.missing, d.relocated, d.houses_collapsed, d.houses_damaged,
                   d.direct_loss_10k_yuan, w) for d, w in zip(r.disaster_reports, g(r.disaster_reports, "point"))])
-    return {"report_ids": report_ids, "reference_date": REFERENCE_DATE}
+    return report_ids
