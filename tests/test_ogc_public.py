@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -306,3 +307,25 @@ def test_bad_requests_get_a_4xx_with_a_message(ogc, path, params, status):
     response = requests.get(f"{ogc}/{path}", params=params, timeout=30)
     assert response.status_code == status, (params, response.text[:300])
     assert response.json()["description"]
+
+
+def test_html_pages_load_every_asset_from_this_server(ogc, live_server):
+    pages = ["", "/collections", "/collections/hazard_point", "/collections/hazard_point/items",
+             "/collections/hazard_point/queryables", "/conformance", "/openapi", "/openapi?ui=redoc"]
+    first = requests.get(f"{ogc}/collections/hazard_point/items", params={"limit": 1}, timeout=30).json()
+    pages.append(f"/collections/hazard_point/items/{first['features'][0]['id']}")
+    assets = set()
+    for page in pages:
+        url = f"{ogc}{page}{'&' if '?' in page else '?'}f=html"
+        response = requests.get(url, timeout=30)
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html"), url
+        html = response.text
+        loaded = re.findall(r'<script[^>]+src="([^"]+)"', html) + re.findall(r'<img[^>]+src="([^"]+)"', html)
+        loaded += [href for tag in re.findall(r"<link[^>]+>", html) if re.search(r'rel="(stylesheet|icon|shortcut icon)"', tag)
+                   for href in re.findall(r'href="([^"]+)"', tag)]
+        for asset in loaded:
+            assert asset.startswith(live_server.url + "/"), (page, asset)
+            assets.add(asset)
+    assert any(a.endswith("/ol.js") for a in assets) and any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert requests.get(asset, timeout=30).status_code == 200, asset

@@ -17,6 +17,10 @@ import math
 import threading
 import time
 from http import HTTPStatus
+from pathlib import Path
+
+import mapproxy
+import pygeoapi
 
 from flask import Blueprint, Flask, current_app, g, make_response, request, send_from_directory
 from pygeoapi import l10n
@@ -35,7 +39,10 @@ from layers import FieldType
 from services import department_tokens
 
 EXTENT_TTL_S = 300.0
-STATIC = TEMPLATES / "static"
+# Assets of the HTML pages, all served here (the networks are isolated): ours, then pygeoapi's
+# own (css, logo), then the Bootstrap, OpenLayers, Swagger UI and ReDoc files MapProxy ships.
+STATIC_DIRS = (TEMPLATES / "static", Path(pygeoapi.__file__).parent / "static")
+VENDOR_DIR = Path(mapproxy.__file__).parent / "service" / "templates" / "ogcapi" / "static"
 
 ITEMS_PARAMETERS = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "sortby",
                     "properties", "skipGeometry", "filter", "filter-lang", "filter-crs", "resulttype"}
@@ -276,7 +283,12 @@ def make_blueprint(audience: Audience) -> Blueprint:
 
     @bp.get("/static/<path:filename>")
     def static_asset(filename):
-        return send_from_directory(STATIC, filename, max_age=3600)
+        if filename.startswith("vendor/"):
+            return send_from_directory(VENDOR_DIR, filename[len("vendor/"):], max_age=86400)
+        for folder in STATIC_DIRS:
+            if (folder / filename).is_file():
+                return send_from_directory(folder, filename, max_age=3600)
+        return _plain_error(404, "NotFound", f"no static file {filename!r}")
 
     return bp
 
