@@ -39,10 +39,10 @@ from etl.demo.load import Loader
 from etl.demo.manifest import build_manifest, write_manifest
 from etl.demo.mining import mine_reports, mining_rights
 from etl.demo.numbering import assign_numbers, issue_supervision_numbers
-from etl.demo.streams import stream
 from etl.demo.records import DemoRecords
 from etl.demo.sites import World
 from etl.demo.store import EPOCHS, business, imagery_epochs, zones
+from etl.demo.streams import stream
 from layers import REGISTRY
 from services.areas import geodesic_area_m2
 

@@ -27,7 +27,9 @@ from services.areas import area_sql
 
 STAGE = "demo_stage"
 GRID = GRID_SIZE        # snap-rounding grid of every land-use overlay (degrees)
-TIMING = bool(os.environ.get("ONEMAP_DEMO_TIMING"))   # print each statement's time
+# Debugging aids: ONEMAP_DEMO_TIMING=1 reports each statement's time through `progress`;
+# ONEMAP_DEMO_KEEP_STAGE=1 keeps the staging schema after the load.
+TIMING = bool(os.environ.get("ONEMAP_DEMO_TIMING"))
 TILE_DEG = 0.2          # tiles that cut the counties and strips into pieces
 FARMLAND_SQL = "('0101', '0102', '0103')"
 SURVEY_DATE = date(2025, 12, 31)
@@ -90,7 +92,7 @@ class Loader:
         started = time.perf_counter()
         self.cur.execute(statement, params)
         if TIMING:
-            print(f"  {time.perf_counter() - started:7.2f} s  {' '.join(statement.split())[:100]}", flush=True)
+            self.say(f"  {time.perf_counter() - started:7.2f} s  {' '.join(statement.split())[:100]}")
         return self.cur.rowcount
 
     def rows(self, statement: str, params=None) -> list[tuple]:
@@ -123,7 +125,7 @@ class Loader:
         self.sql(f"CREATE SCHEMA {STAGE}")
 
     def finish(self) -> None:
-        if not os.environ.get("ONEMAP_DEMO_KEEP_STAGE"):   # debugging aid: keep the staging tables
+        if not os.environ.get("ONEMAP_DEMO_KEEP_STAGE"):
             self.sql(f"DROP SCHEMA {STAGE} CASCADE")
         for layer in REGISTRY:
             self.sql(f"ANALYZE {layer.table}")
