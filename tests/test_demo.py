@@ -321,7 +321,7 @@ def test_disasters_and_their_reports(demo, engine, manifest):
 # --- corner tables (the converter the importers reuse) --------------------------------------
 
 def test_corner_tables_parse_detect_and_refuse():
-    from etl.demo.corners import CornerError, corners_to_geometry, detect_gk_crs, parse_corners
+    from etl.corners import CornerError, corners_to_geometry, detect_gk_crs, parse_corners
     text_ = "1,4852000.00,42510000.00\n2,4852000.00,42511000.00\n3,4853000.00,42511000.00\n4,4853000.00,42510000.00"
     assert detect_gk_crs(parse_corners(text_)) == 4530
     geom = corners_to_geometry(text_)
@@ -334,7 +334,7 @@ def test_corner_tables_parse_detect_and_refuse():
         detect_gk_crs(parse_corners("1,4852000,510000\n2,4852000,511000\n3,4853000,511000"))
     with pytest.raises(CornerError, match="line 2"):
         parse_corners("1,4852000,510000\n2,4852000\n")
-    from etl.demo.corners import lonlat_to_corners, rings_to_lonlat
+    from etl.corners import lonlat_to_corners, rings_to_lonlat
     corners = lonlat_to_corners([(126.1, 43.8), (126.2, 43.8), (126.2, 43.9)], 4551, decimals=4)
     back = rings_to_lonlat([corners], 4551)[0]
     assert np.allclose(back, [(126.1, 43.8), (126.2, 43.8), (126.2, 43.9)], atol=1e-8)

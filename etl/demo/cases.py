@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from etl.demo import names
-from etl.demo.corners import corners_to_geometry, format_corners, gk_epsg, gk_transformers, zone_for_longitude
+from etl.corners import corners_to_geometry, format_corners, gk_epsg, gk_transformers, zone_for_longitude
 from etl.demo.geo import blob, rotated_rect, to_local, to_lonlat
 from etl.demo.landscape import Town
 from etl.demo.records import (Approval, Case, DemoRecords, DevelopmentReport, Lead, MiningRight, Patch, Supply)

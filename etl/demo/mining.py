@@ -10,7 +10,7 @@ import shapely
 from etl.demo import names
 from etl.demo.business import choose, random_date
 from etl.demo.cases import REFERENCE_DATE
-from etl.demo.corners import corners_to_geometry, format_corners, gk_epsg, gk_transformers, zone_for_longitude
+from etl.corners import corners_to_geometry, format_corners, gk_epsg, gk_transformers, zone_for_longitude
 from etl.demo.geo import to_local, to_lonlat_xy
 from etl.demo.records import DemoRecords, MineReport, MiningRight
 from etl.demo.sites import World
