@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import chain
+from types import SimpleNamespace
+from typing import Iterator
 
 from pygeoapi.provider.base import ProviderGenericError, ProviderItemNotFoundError, ProviderQueryError
 from pygeoapi.provider.sql import PostgreSQLProvider
@@ -33,6 +35,8 @@ from app.ogc.cql2 import FilterError, compile_filter, parse_json, parse_text
 from app.ogc.crs import STORAGE_SRID, UnsupportedCrs, output_crs
 
 STATEMENT_TIMEOUT_MS = 20_000
+EXPORT_TIMEOUT_MS = 600_000  # a whole-layer export reads up to the full table
+EXPORT_BATCH = 5_000
 
 
 class BadQuery(ProviderGenericError):
@@ -161,12 +165,69 @@ class OneMapProvider(PostgreSQLProvider):
             out = output_crs(crs_transform_spec.target_crs_uri if crs_transform_spec else None)
         except UnsupportedCrs as exc:
             raise BadQuery(str(exc)) from None
+        return func.ST_AsGeoJSON(self._geometry_in(out, flip=True), out.precision, 0)
+
+    def _geometry_in(self, out, flip: bool):
         geom = self._geom
         if out.needs_transform:
             geom = func.ST_Transform(geom, out.srid)
-        if out.north_first:
+        if flip and out.north_first:
             geom = func.ST_FlipCoordinates(geom)
-        return func.ST_AsGeoJSON(geom, out.precision, 0)
+        return geom
+
+    # --- exports (app.ogc.downloads) ------------------------------------------------------------
+    def export(self, shape: str, bbox, properties, extras: QueryExtras, select_properties=(), crs_uri=None,
+               batch: int = EXPORT_BATCH) -> tuple[list[str], Iterator[list]]:
+        """Every matching feature, in id order, as batches of rows read through a server-side cursor.
+
+        `shape` is "geojson" (one Feature JSON text per row, as the items pages), "wkt" (id, the
+        properties, WKT in the CRS's axis order as GeoJSON output uses) or "wkb" (id, the
+        properties, WKB in x=east order, as GIS files store it). Returns the column names and
+        the batches; the query runs (and a client error raises `BadQuery`) before this returns,
+        and the connection is held until the batches are exhausted or closed.
+        """
+        where = and_(true(), *self._where(bbox or [], properties, extras))
+        try:
+            out = output_crs(crs_uri)
+        except UnsupportedCrs as exc:
+            raise BadQuery(str(exc)) from None
+        names = [c for c in self._columns if c != self.id_field]
+        if select_properties:
+            names = [n for n in names if n in set(select_properties)]
+        if shape == "geojson":
+            spec = SimpleNamespace(target_crs_uri=crs_uri) if crs_uri else None
+            columns = [self._feature_json(select_properties, False, spec)]
+        elif shape == "wkt":
+            columns = [self._id, *(self._columns[n] for n in names),
+                       func.ST_AsText(self._geometry_in(out, flip=True), out.precision)]
+        elif shape == "wkb":
+            columns = [self._id, *(self._columns[n] for n in names),
+                       func.ST_AsBinary(self._geometry_in(out, flip=False))]
+        else:
+            raise ValueError(shape)
+        statement = select(*columns).where(where).order_by(asc(self._id))
+        conn = self._engine.connect()
+        try:
+            conn.begin()
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {EXPORT_TIMEOUT_MS}")
+            result = conn.execution_options(stream_results=True, max_row_buffer=batch).execute(statement)
+            first = result.fetchmany(batch)
+        except DBAPIError as exc:
+            conn.close()
+            raise _query_error(exc)  # noqa: B904 (the database error stays the context)
+        except BaseException:
+            conn.close()
+            raise
+
+        def batches() -> Iterator[list]:
+            try:
+                rows = first
+                while rows:
+                    yield rows
+                    rows = result.fetchmany(batch)
+            finally:
+                conn.close()
+        return [self.id_field, *names, "geometry"], batches()
 
     def _run(self, work):
         try:
@@ -174,13 +235,18 @@ class OneMapProvider(PostgreSQLProvider):
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
                 return work(conn)
         except DBAPIError as exc:
-            code = getattr(exc.orig, "pgcode", None) or ""
-            detail = str(getattr(exc.orig, "diag", None) and exc.orig.diag.message_primary or "").strip()
-            if code.startswith("22") or code in ("42883", "42804", "42725", "22P02"):
-                raise BadQuery(f"a value does not suit the property it is compared with: {detail}") from None
-            if code == "57014":
-                raise BadQuery("the query took too long; narrow it with bbox, datetime or filter") from None
-            raise ProviderQueryError(user_msg="database error (logged)") from exc
+            raise _query_error(exc)  # noqa: B904 (the database error stays the context)
+
+
+def _query_error(exc: DBAPIError) -> ProviderGenericError:
+    """A database error as the provider error pygeoapi (and the downloads) turn into a response."""
+    code = getattr(exc.orig, "pgcode", None) or ""
+    detail = str(getattr(exc.orig, "diag", None) and exc.orig.diag.message_primary or "").strip()
+    if code.startswith("22") or code in ("42883", "42804", "42725", "22P02"):
+        return BadQuery(f"a value does not suit the property it is compared with: {detail}")
+    if code == "57014":
+        return BadQuery("the query took too long; narrow it with bbox, datetime or filter")
+    return ProviderQueryError(user_msg="database error (logged)")
 
 
 def _instant(text: str) -> date | datetime:

@@ -34,7 +34,8 @@ from werkzeug.datastructures import ImmutableMultiDict
 from app.db import engine
 from app.ogc.config import INTERNAL, PUBLIC, Audience, TEMPLATES, layer_extents, pygeoapi_config
 from app.ogc.crs import CRS84, SUPPORTED_CRS
-from app.ogc.provider import REQUEST_EXTRAS, QueryExtras
+from app.ogc import downloads
+from app.ogc.provider import REQUEST_EXTRAS, BadQuery, QueryExtras
 from layers import FieldType
 from services import department_tokens
 
@@ -270,6 +271,22 @@ def make_blueprint(audience: Audience) -> Blueprint:
         finally:
             REQUEST_EXTRAS.reset(token)
 
+    @bp.route("/collections/<collection_id>/download", methods=["GET", "POST"])
+    def download(collection_id):
+        refusal = check_collection(collection_id)
+        if refusal:
+            return refusal
+        api = current_api()
+        problem, extras = _items_extras(audience, collection_id, downloads.DOWNLOAD_PARAMETERS)
+        if problem:
+            return _plain_error(400, "InvalidParameterValue", problem)
+        try:
+            return downloads.download(audience, api, collection_id, extras)
+        except downloads.DownloadError as exc:
+            return _plain_error(exc.status, exc.code, str(exc), exc.headers)
+        except BadQuery as exc:
+            return _plain_error(400, "InvalidParameterValue", exc.user_msg or str(exc))
+
     @bp.get("/collections/<collection_id>/items/<item_id>")
     def item(collection_id, item_id):
         refusal = check_collection(collection_id)
@@ -293,12 +310,14 @@ def make_blueprint(audience: Audience) -> Blueprint:
     return bp
 
 
-def _items_extras(audience: Audience, collection_id: str) -> tuple[str | None, QueryExtras | None]:
-    """Check an items request's parameters; the problem (for a 400) or what the provider needs."""
+def _items_extras(audience: Audience, collection_id: str,
+                  allowed: set[str] = ITEMS_PARAMETERS) -> tuple[str | None, QueryExtras | None]:
+    """Check an items (or download) request's parameters; the problem (for a 400) or what the
+    provider needs."""
     layer = audience.layer(collection_id)
     queryables = {f.name for f in audience.fields(layer)} | {"id"}
     args = request.args
-    unknown = sorted(set(args) - ITEMS_PARAMETERS - queryables)
+    unknown = sorted(set(args) - allowed - queryables)
     if unknown:
         return f"unknown parameter(s): {', '.join(unknown)} (queryables: {', '.join(sorted(queryables))})", None
     for name in args:
