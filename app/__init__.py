@@ -23,6 +23,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import ogc
     ogc.init_app(app)  # /ogc (public) and /internal/ogc (department tokens)
 
+    from app import tiles
+    tiles.init_app(app)  # /tiles: vector tiles and TileJSON here, WMTS/TMS/WMS from MapProxy
+
     from app.cli import register_cli
     register_cli(app)
     return app

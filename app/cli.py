@@ -14,6 +14,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo_group)
     from app.ogc.cli import tokens_group
     app.cli.add_command(tokens_group)
+    app.cli.add_command(tiles_group)
 
 
 @click.group("db", help="Database schema (Alembic migrations derived from the layer registry).")
@@ -52,3 +53,28 @@ def demo_load(scale: float, seed: int, if_empty: bool) -> None:
     for layer, count in summary["counts"].items():
         click.echo(f"  {layer:24s} {count:>10,d}")
     click.echo(f"  manifest: {summary['manifest']}")
+
+
+@click.group("tiles", help="Tile services: imagery pyramids and MapProxy configuration, vector tile cache.")
+def tiles_group() -> None:
+    pass
+
+
+@tiles_group.command("seed", help="Build each imagery epoch's COG and tile pyramid, and MapProxy's configuration.")
+@click.option("--epoch", "only", multiple=True, help="Only these epochs (default: every imagery_epoch row).")
+def tiles_seed(only: tuple[str, ...]) -> None:
+    from tiles import imagery
+    tile_dir = current_app.config["TILE_DIR"]
+    with engine().connect() as conn:
+        epochs = imagery.epochs(conn)
+    unknown = set(only) - {e.name for e in epochs}
+    if unknown:
+        raise click.UsageError(f"unknown imagery epoch(s): {', '.join(sorted(unknown))}")
+    try:
+        for epoch in epochs:
+            if not only or epoch.name in only:
+                imagery.seed_epoch(epoch, current_app.config["ONEMAP"].data_dir, tile_dir, say=click.echo)
+    except imagery.ImageryError as e:
+        raise click.ClickException(str(e)) from None
+    path = imagery.write_mapproxy_config(epochs, tile_dir)
+    click.echo(f"tiles: MapProxy configuration {path} ({len(epochs)} epochs)")

@@ -90,3 +90,28 @@ def live_server(test_settings, demo):
     server = LiveServer(create_app(test_settings))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(demo) -> Path:
+    """The data directory the demo province was loaded with (imagery under imagery/)."""
+    return Path(demo["manifest"]).parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiles_app(test_settings, demo_data_dir, tmp_path_factory):
+    """The application with the demo's data directory and its own tile directory (caches, MapProxy)."""
+    from dataclasses import replace
+
+    from app import create_app
+    from app.tiles import set_tile_dir
+    app = create_app(replace(test_settings, data_dir=demo_data_dir))
+    set_tile_dir(app, tmp_path_factory.mktemp("tiles"))
+    return app
+
+
+@pytest.fixture(scope="session")
+def tiles_server(tiles_app):
+    server = LiveServer(tiles_app)
+    yield server
+    server.stop()

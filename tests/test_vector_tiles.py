@@ -1,0 +1,223 @@
+"""Vector tiles over a real HTTP server, decoded with mapbox-vector-tile and checked against PostGIS."""
+from __future__ import annotations
+
+import math
+
+import mapbox_vector_tile
+import pytest
+from sqlalchemy import text
+
+from layers import REGISTRY, FieldType
+from services import department_tokens
+from styles import style_for
+from tiles.changes import trigger_names
+from tiles.vector import DETAIL_ZOOM, MAX_ZOOM
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    x = int((lon + 180.0) / 360.0 * n)
+    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+    return x, y
+
+
+def decode(body: bytes) -> dict:
+    return mapbox_vector_tile.decode(body)
+
+
+def features_by_id(body: bytes, layer: str) -> dict[int, dict]:
+    decoded = decode(body)
+    return {f["id"]: f for f in decoded.get(layer, {}).get("features", [])}
+
+
+@pytest.fixture(scope="module")
+def token(engine, demo):
+    with engine.begin() as conn:
+        secret, _ = department_tokens.create(conn, "测绘院 tiles test", ["*"])
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture(scope="module")
+def farmland_token(engine, demo):
+    with engine.begin() as conn:
+        secret, _ = department_tokens.create(conn, "耕保处 tiles test", ["basic_farmland"])
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def sample(engine, layer, where: str = "TRUE"):
+    """One row of the layer (as the DB holds it) and a point inside its geometry."""
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            f"SELECT *, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat "
+            f"FROM {layer.table} WHERE {where} ORDER BY ST_Area(geom) DESC, id LIMIT 1")).mappings().first()
+    return row
+
+
+def expected_value(field, value):
+    if value is None:
+        return None
+    if field.type in (FieldType.DATE, FieldType.DATETIME):
+        return str(value) if field.type is FieldType.DATE else None   # datetimes: checked loosely
+    if field.type is FieldType.CODES:
+        return ",".join(value)
+    return value
+
+
+@pytest.mark.parametrize("layer", list(REGISTRY), ids=lambda l: l.name)
+def test_internal_tile_holds_the_feature_with_every_field(tiles_server, engine, token, layer):
+    row = sample(engine, layer)
+    if row is None:
+        pytest.skip(f"no {layer.name} rows in the demo")
+    z = max(style_for(layer).min_zoom, 14)
+    x, y = tile_of(row["lon"], row["lat"], z)
+    r = tiles_server.get(f"/tiles/internal/vector/{layer.name}/{z}/{x}/{y}.pbf", headers=token)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
+    feature = features_by_id(r.content, layer.name)[row["id"]]
+    props = feature["properties"]
+    for f in layer.fields:
+        want = expected_value(f, row[f.name])
+        if f.type is FieldType.DATETIME and row[f.name] is not None:
+            assert props[f.name].startswith(str(row[f.name].date())), f.name
+        elif want is None:
+            assert f.name not in props, f.name
+        elif isinstance(want, float):
+            assert props[f.name] == pytest.approx(want), f.name
+        else:
+            assert props[f.name] == want, f.name
+
+
+@pytest.mark.parametrize("layer", REGISTRY.published(), ids=lambda l: l.name)
+def test_public_tile_has_public_fields_and_rows_only(tiles_server, engine, layer):
+    row = sample(engine, layer, layer.public_where or "TRUE")
+    if row is None:
+        pytest.skip(f"no public {layer.name} rows in the demo")
+    z = max(style_for(layer).min_zoom, 14)
+    x, y = tile_of(row["lon"], row["lat"], z)
+    r = tiles_server.get(f"/tiles/vector/{layer.name}/{z}/{x}/{y}.pbf")
+    assert r.status_code == 200, r.text
+    features = features_by_id(r.content, layer.name)
+    public = {f.name for f in layer.public_fields}
+    assert set(features[row["id"]]["properties"]) <= public
+    for feature in features.values():
+        assert set(feature["properties"]) <= public
+    if layer.public_where:
+        with engine.connect() as conn:
+            hidden = conn.execute(text(
+                f"SELECT id FROM {layer.table} WHERE NOT ({layer.public_where}) AND geom && "
+                "ST_Transform(ST_TileEnvelope(:z, :x, :y), 4490)"), {"z": z, "x": x, "y": y}).scalars().all()
+        assert not set(hidden) & set(features)
+
+
+def test_unpublished_layers_and_unpublished_rows_stay_private(tiles_server, engine, token):
+    assert tiles_server.get("/tiles/vector/land_use/12/3448/1498.pbf").status_code == 404
+    case = sample(engine, REGISTRY["enforcement_case"], "status <> 'closed'")
+    x, y = tile_of(case["lon"], case["lat"], 14)
+    public = tiles_server.get(f"/tiles/vector/enforcement_case/14/{x}/{y}.pbf")
+    internal = tiles_server.get(f"/tiles/internal/vector/enforcement_case/14/{x}/{y}.pbf", headers=token)
+    assert case["id"] not in features_by_id(public.content, "enforcement_case")
+    assert case["id"] in features_by_id(internal.content, "enforcement_case")
+
+
+def test_internal_tiles_follow_the_token_grants(tiles_server, engine, farmland_token):
+    path = "/tiles/internal/vector/{}/12/3448/1498.pbf"
+    r = tiles_server.get(path.format("basic_farmland"))
+    assert r.status_code == 401 and "Bearer" in r.headers["WWW-Authenticate"]
+    r = tiles_server.get(path.format("basic_farmland"), headers={"Authorization": "Bearer omt_nope"})
+    assert r.status_code == 401 and r.json()["description"] == "the token is unknown or revoked"
+    assert tiles_server.get(path.format("basic_farmland"), headers=farmland_token).status_code == 200
+    r = tiles_server.get(path.format("land_use"), headers=farmland_token)
+    assert r.status_code == 403 and "land_use" in r.json()["description"]
+    assert tiles_server.get("/tiles/internal/vector/basic_farmland/tilejson.json").status_code == 401
+
+
+def test_zoom_ranges_and_attribute_subsets_follow_the_styles(tiles_server, engine, token):
+    land_use = REGISTRY["land_use"]
+    row = sample(engine, land_use)
+    low = style_for(land_use).min_zoom
+    x, y = tile_of(row["lon"], row["lat"], low - 1)
+    r = tiles_server.get(f"/tiles/internal/vector/land_use/{low - 1}/{x}/{y}.pbf", headers=token)
+    assert r.status_code == 404 and f"zoom {low}–{MAX_ZOOM}" in r.json()["description"]
+    x, y = tile_of(row["lon"], row["lat"], low)
+    r = tiles_server.get(f"/tiles/internal/vector/land_use/{low}/{x}/{y}.pbf", headers=token)
+    props = features_by_id(r.content, "land_use")[row["id"]]["properties"]
+    assert set(props) == {"parcel_no", "class_code"}          # label and style category only
+    x, y = tile_of(row["lon"], row["lat"], DETAIL_ZOOM)
+    r = tiles_server.get(f"/tiles/internal/vector/land_use/{DETAIL_ZOOM}/{x}/{y}.pbf", headers=token)
+    assert {"bsm", "class_name", "area_m2"} <= set(features_by_id(r.content, "land_use")[row["id"]]["properties"])
+    assert tiles_server.get("/tiles/vector/admin_division/3/1/9.pbf").status_code == 404   # outside the grid
+
+
+def test_simplification_shrinks_low_zoom_geometry(tiles_server):
+    # the province boundary at z5 has far fewer vertices than the source polygon
+    x, y = tile_of(126.0, 43.5, 5)
+    r = tiles_server.get(f"/tiles/vector/admin_division/5/{x}/{y}.pbf")
+    assert r.status_code == 200 and len(r.content) < 200_000
+    assert decode(r.content)["admin_division"]["features"]
+
+
+def test_etag_cache_control_and_conditional_requests(tiles_server):
+    x, y = tile_of(125.3, 43.9, 8)
+    path = f"/tiles/vector/plan_zone/8/{x}/{y}.pbf"
+    first = tiles_server.get(path)
+    second = tiles_server.get(path)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["X-Tile-Cache"] == "hit" and first.headers["ETag"] == second.headers["ETag"]
+    assert "max-age" in first.headers["Cache-Control"] and first.headers["Cache-Control"].startswith("public")
+    again = tiles_server.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and not again.content
+
+
+def test_every_layer_table_records_its_changes(engine):
+    with engine.connect() as conn:
+        present = set(conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")).scalars())
+    for layer in REGISTRY:
+        assert set(trigger_names(layer.table)) <= present, layer.name
+
+
+def test_a_new_feature_changes_the_tiles_covering_it_and_no_others(tiles_server, engine):
+    z = 12
+    lon, lat = 125.33, 43.87                                         # Changchun
+    x, y = tile_of(lon, lat, z)
+    here = f"/tiles/vector/hazard_point/{z}/{x}/{y}.pbf"
+    other = sample(engine, REGISTRY["hazard_point"], "ST_Distance(geom, ST_SetSRID(ST_MakePoint(125.33, 43.87), 4490)) > 1")
+    far = "/tiles/vector/hazard_point/{}/{}/{}.pbf".format(z, *tile_of(other["lon"], other["lat"], z))
+    before = {p: tiles_server.get(p) for p in (here, far)}
+    insert = text(
+        "INSERT INTO hazard_point (hazard_no, name, hazard_type, risk_level, county_code, geom) "
+        "VALUES ('TILE-TEST-1', '瓦片测试点', :t, :r, '220102', ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)) "
+        "RETURNING id")
+    hazard = REGISTRY["hazard_point"]
+    values = {"t": next(iter(hazard.field("hazard_type").codes.codes)),
+              "r": next(iter(hazard.field("risk_level").codes.codes)),
+              "lon": lon, "lat": lat}
+    with engine.begin() as conn:
+        new_id = conn.execute(insert, values).scalar()
+    try:
+        after = {p: tiles_server.get(p) for p in (here, far)}
+        assert after[here].headers["ETag"] != before[here].headers["ETag"]
+        assert after[here].headers["X-Tile-Cache"] == "miss"
+        assert features_by_id(after[here].content, "hazard_point")[new_id]["properties"]["name"] == "瓦片测试点"
+        assert after[far].headers["ETag"] == before[far].headers["ETag"]
+        assert after[far].headers["X-Tile-Cache"] == "hit"
+        assert other["id"] in features_by_id(after[far].content, "hazard_point")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM hazard_point WHERE id = :i"), {"i": new_id})
+    gone = tiles_server.get(here)
+    assert new_id not in features_by_id(gone.content, "hazard_point")
+    assert gone.headers["ETag"] == before[here].headers["ETag"]      # the same bytes as before the insert
+
+
+def test_tilejson_per_vector_layer(tiles_server, token):
+    tj = tiles_server.get("/tiles/vector/enforcement_case/tilejson.json").json()
+    assert tj["tilejson"] == "3.0.0" and tj["minzoom"] == 0 and tj["maxzoom"] == MAX_ZOOM
+    assert tj["tiles"] == [tiles_server.url + "/tiles/vector/enforcement_case/{z}/{x}/{y}.pbf"]
+    assert set(tj["vector_layers"][0]["fields"]) == {f.name for f in REGISTRY["enforcement_case"].public_fields}
+    assert "party" not in tj["vector_layers"][0]["fields"]
+    west, south, east, north = tj["bounds"]
+    assert 121 < west < east < 132 and 40 < south < north < 47
+    internal = tiles_server.get("/tiles/internal/vector/land_use/tilejson.json", headers=token).json()
+    assert internal["minzoom"] == style_for("land_use").min_zoom and "county_code" in internal["vector_layers"][0]["fields"]
+    url = internal["tiles"][0].format(z=12, x=3448, y=1498)
+    assert tiles_server.get(url.replace(tiles_server.url, ""), headers=token).status_code == 200
