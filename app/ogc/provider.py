@@ -35,6 +35,10 @@ from app.ogc.cql2 import FilterError, compile_filter, parse_json, parse_text
 from app.ogc.crs import STORAGE_SRID, UnsupportedCrs, output_crs
 
 STATEMENT_TIMEOUT_MS = 20_000
+# Set once per pooled connection (libpq `options`, given through the provider's `options` in
+# app.ogc.config) rather than by a SET per request: the timeout for paging queries, and no
+# parallel workers, whose start-up (~10-20 ms) dwarfs a LIMIT query's own time.
+SESSION_OPTIONS = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c max_parallel_workers_per_gather=0"
 EXPORT_TIMEOUT_MS = 600_000  # a whole-layer export reads up to the full table
 EXPORT_BATCH = 5_000
 
@@ -55,6 +59,10 @@ class QueryExtras:
     filter_lang: str = "cql2-text"
     filter_crs: str | None = None
     datetime: str | None = None
+    # When set (GeoJSON responses), the features' JSON text is put here, joined, and `query`
+    # returns placeholders: the blueprint splices the text into pygeoapi's envelope, so the
+    # features are never parsed and re-serialised in Python.
+    raw: list[tuple[int, str]] | None = None
 
 
 REQUEST_EXTRAS: ContextVar[QueryExtras] = ContextVar("onemap_ogc_request_extras", default=QueryExtras())
@@ -87,7 +95,11 @@ class OneMapProvider(PostgreSQLProvider):
         statement = (select(feature).where(where).order_by(*order, asc(self._id))
                      .offset(offset).limit(limit))
         rows = self._run(lambda conn: conn.execute(statement).scalars().all())
-        features = json.loads("[" + ",".join(rows) + "]")
+        if extras.raw is not None:
+            extras.raw.append((len(rows), ",".join(rows)))
+            features = [None] * len(rows)
+        else:
+            features = json.loads("[" + ",".join(rows) + "]")
         response = {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
         if offset == 0 and len(features) < limit:
             response["numberMatched"] = len(features)  # known without counting
@@ -231,9 +243,8 @@ class OneMapProvider(PostgreSQLProvider):
 
     def _run(self, work):
         try:
-            with self._engine.connect() as conn, conn.begin():
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
-                return work(conn)
+            with self._engine.connect() as conn:
+                return work(conn)  # statement_timeout: a connection option (see SESSION_OPTIONS)
         except DBAPIError as exc:
             raise _query_error(exc)  # noqa: B904 (the database error stays the context)
 
