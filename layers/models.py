@@ -83,3 +83,32 @@ LINK_TABLES: dict[str, Table] = {link.name: _link_table(link) for link in REGIST
 
 def table_for(name: str) -> Table:
     return LAYER_TABLES[REGISTRY[name].name]
+
+
+# Import batches (导入批次): every committed import is recorded with who, when, the file's hash,
+# counts and the validation report; the ids it inserted are kept so the batch can be rolled back.
+import_batch = Table(
+    "import_batch", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("layer", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("file_sha256", Text, nullable=False, index=True),
+    Column("county_code", Text),
+    Column("source_crs", Integer),
+    Column("imported_by", Text, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status", Text, nullable=False),
+    Column("rows_read", Integer, nullable=False),
+    Column("rows_inserted", Integer, nullable=False),
+    Column("report", JSONB, nullable=False),
+    Column("rolled_back_at", DateTime(timezone=True)),
+    Column("rolled_back_by", Text),
+    comment="导入批次: one committed import of a submitted file into a layer.",
+)
+
+import_batch_row = Table(
+    "import_batch_row", metadata,
+    Column("batch_id", BigInteger, ForeignKey("import_batch.id"), primary_key=True),
+    Column("row_id", BigInteger, primary_key=True),
+    comment="The layer-table ids a batch inserted (for rollback).",
+)

@@ -1,0 +1,328 @@
+"""One import: read → map → check coordinates and CRS → stage (COPY) → validate in SQL →
+insert in one statement → record the batch. All inside a savepoint: a rejected batch, or a
+dry run, leaves the database as it was.
+"""
+from __future__ import annotations
+
+import getpass
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import shapely
+from psycopg2.extras import Json
+from pyproj import Transformer
+from sqlalchemy import Connection, text
+
+from etl import corners
+from etl.importer import mapping, readers, safety, stage
+from etl.importer.crs import resolve
+from etl.importer.errors import BatchRejected, CrsProblem, ImportFailed, ReadFailed, UnsafeInput
+from etl.importer.safety import Limits
+from layers import REGISTRY
+from layers.registry import STORAGE_SRID, FieldType, Layer
+from services.areas import area_sql
+from services.supervision import issue_many
+
+MAX_ABS_COORD = 1e8          # no CGCS2000 coordinate (degrees or GK metres) is larger
+SUPERVISION_KIND = {"approval": "P", "supply": "G", "consolidation_project": "B",
+                    "enforcement_case": "C", "mining_right": "K"}
+
+
+@dataclass
+class ImportResult:
+    layer: str
+    file_name: str
+    sha256: str
+    status: str                    # "imported", "unchanged", "dry-run"
+    batch_id: int | None = None
+    rows_read: int = 0
+    rows_inserted: int = 0
+    source_crs: int | None = None
+    report: list[dict] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[dict]:
+        return [r for r in self.report if r["severity"] == "warning"]
+
+
+def _entry(severity: str, problem: str, row: int | None = None, field_: str | None = None) -> dict:
+    return {"severity": severity, "row": row, "field": field_, "problem": problem}
+
+
+def import_file(conn: Connection, layer_name: str, path: Path | str, *, county: str | None = None,
+                crs: int | None = None, dry_run: bool = False, user: str | None = None,
+                limits: Limits = Limits(), display_name: str | None = None,
+                progress: Callable[[str], None] = lambda msg: None) -> ImportResult:
+    """Import `path` into layer `layer_name` on `conn` (the caller commits).
+
+    Raises an ImportFailed subclass (BatchRejected carries the report) with nothing written."""
+    layer = REGISTRY[layer_name]
+    path = Path(path)
+    name = display_name or path.name
+    if not path.exists():
+        raise ReadFailed(f"{name}: no such file")
+    members = _submitted_files(path)
+    for p in members:
+        safety.check_size(p, limits)
+    sha = safety.sha256_of(members)
+    # two imports of the same file into the same layer wait for each other (then one is "unchanged")
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), dict(key=f"{layer.name}:{sha}"))
+    done = conn.execute(text("SELECT id, rows_read, rows_inserted, source_crs FROM import_batch "
+                             "WHERE layer = :layer AND file_sha256 = :sha AND status = 'committed'"),
+                        dict(layer=layer.name, sha=sha)).first()
+    if done is not None:
+        return ImportResult(layer.name, name, sha, "unchanged", done.id, done.rows_read, 0, done.source_crs,
+                            [_entry("info", f"this file was imported already as batch {done.id}; nothing changed")])
+    workdir = Path(tempfile.mkdtemp(prefix="onemap-import-"))
+    try:
+        progress(f"{name}: reading")
+        source = _open(path, name, workdir, limits)
+        savepoint = conn.begin_nested()
+        try:
+            result = _run(conn, layer, source, name, sha, county, crs, user, progress)
+            if dry_run:
+                savepoint.rollback()
+                result.status, result.batch_id = "dry-run", None
+            else:
+                savepoint.commit()
+            return result
+        except BaseException:
+            if savepoint.is_active:
+                savepoint.rollback()
+            raise
+    finally:
+        safety.remove_tree(workdir)
+
+
+def _submitted_files(path: Path) -> list[Path]:
+    if path.suffix.lower() == ".shp":
+        return [p for p in path.parent.glob(path.stem + ".*")
+                if p.suffix.lower() in (".shp", ".shx", ".dbf", ".prj", ".cpg")]
+    return [path]
+
+
+def _open(path: Path, name: str, workdir: Path, limits: Limits) -> readers.Source:
+    if path.suffix.lower() != ".zip":
+        return readers.read_source(path, name, limits.max_features)
+    files = safety.unpack_zip(path, workdir, limits)
+    data = [p for p in files if p.suffix.lower() in readers.SUPPORTED and not p.name.startswith("._")]
+    if not data:
+        raise ReadFailed(f"{name}: the archive holds no .shp, .gpkg, .geojson, .csv or corner .txt file")
+    if len(data) > 1:
+        listed = ", ".join(str(p.relative_to(workdir)) for p in data)
+        raise ReadFailed(f"{name}: the archive holds several data files ({listed}); submit one per batch")
+    return readers.read_source(data[0], f"{name}!{data[0].relative_to(workdir)}", limits.max_features)
+
+
+def _county_lon(conn: Connection, county: str | None) -> float | None:
+    if county is None:
+        return None
+    row = conn.execute(text("SELECT ST_X(ST_PointOnSurface(geom)) FROM admin_division WHERE code = :c"),
+                       dict(c=county)).first()
+    return None if row is None else float(row[0])
+
+
+def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha: str, county: str | None,
+         crs: int | None, user: str | None, progress) -> ImportResult:
+    report: list[dict] = [_entry("info", note) for note in source.notes]
+    n = len(source)
+    if n == 0:
+        raise ReadFailed(f"{name}: holds no features")
+    rows = list(range(1, n + 1))
+    mapped, ignored = mapping.map_columns(layer, list(source.columns))
+    for col in ignored:
+        report.append(_entry("warning", f"column {col!r} matches no field of {layer.name}; ignored"))
+    values = {f: source.columns[col] for col, f in mapped.items()}
+    lon_hint = _county_lon(conn, county)
+    if county is not None and lon_hint is None and _has_counties(conn):
+        raise ReadFailed(f"{name}: --county {county} is not a county in admin_division")
+
+    bad_rows: set[int] = set()
+    if source.corner_text is not None:
+        geoms, epsg, how = _corner_geometry(source, name, crs, lon_hint)
+        if "corners" in {f.name for f in layer.fields}:
+            values.setdefault("corners", [source.corner_text])
+            values.setdefault("corner_crs", [str(epsg)])
+    else:
+        geoms = source.geometries
+        bad = _bad_coordinates(geoms)
+        for i in np.flatnonzero(bad):
+            report.append(_entry("error", "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)",
+                                 row=int(i) + 1))
+        geoms = np.where(bad, None, geoms)
+        bad_rows = {int(i) + 1 for i in np.flatnonzero(bad)}
+        coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
+        if len(coords) == 0 and bad_rows:
+            raise BatchRejected(name, report)
+        if len(coords) == 0:
+            raise ReadFailed(f"{name}: no feature has a usable geometry")
+        declared = crs if crs is not None else source.declared_epsg
+        resolved = resolve(name, coords[:, 0], coords[:, 1], declared,
+                           None if crs is not None else source.declared_crs, lon_hint, source.surveyor_axes)
+        if resolved.swapped:
+            geoms = shapely.transform(geoms, lambda c: c[:, ::-1])
+            report.append(_entry("warning", "x/y read as surveyors' X = northing, Y = easting"))
+        epsg, how = resolved.epsg, resolved.how
+    report.append(_entry("info", f"source CRS EPSG:{epsg} ({how})"))
+
+    fill = _fillable(layer, values, county)
+    for f in layer.fields:
+        if f.required and f.name not in values and f.name not in fill:
+            report.append(_entry("error", f"required field {f.zh} ({f.name}) has no column in the file", field_=f.name))
+    _codes_from_labels(layer, values)
+    staged = [f for f in layer.fields if f.name in values or f.name in fill]
+    cur = conn.connection.driver_connection.cursor()
+    progress(f"{name}: staging {n:,d} rows")
+    stage.create(cur, staged)
+    if source.corner_text is None and epsg != STORAGE_SRID:
+        geoms = _to_storage(geoms, epsg)          # pyproj on whole coordinate arrays
+    hexes = shapely.to_wkb(shapely.set_srid(geoms, STORAGE_SRID), hex=True, include_srid=True).tolist()
+    stage.copy_rows(cur, [f.name for f in staged],
+                    [values.get(f.name, [None] * n) if f.name in values else [None] * n for f in staged], hexes, rows)
+    _apply_fill(cur, layer, fill, county)
+
+    progress(f"{name}: validating")
+    policy = mapping.geometry_policy(layer.name)
+    if policy == "repair" and layer.geometry.value == "MULTIPOLYGON":
+        report.extend(_repair(cur))
+    county_rows = "county_code" in {f.name for f in staged} and _has_counties(conn)
+    later = {f for f, how in fill.items() if how in ("issued", "computed")}
+    for field_, predicate, problem, params in stage.checks(layer, staged, county_rows, policy, later):
+        found = _check(cur, field_, predicate, problem, {**params, "declared_county": county})
+        report.extend(r for r in found if not (r["row"] in bad_rows and r["problem"] == "no geometry"))
+    result = ImportResult(layer.name, name, sha, "imported", rows_read=n, source_crs=epsg, report=report)
+    if any(r["severity"] == "error" for r in report):
+        raise BatchRejected(name, report)
+
+    progress(f"{name}: inserting")
+    _issue_numbers(conn, cur, layer, staged)
+    batch_id = conn.execute(text("""
+        INSERT INTO import_batch (layer, file_name, file_sha256, county_code, source_crs, imported_by, status,
+                                  rows_read, rows_inserted, report)
+        VALUES (:layer, :file, :sha, :county, :crs, :user, 'committed', :n, 0, '[]') RETURNING id"""),
+        dict(layer=layer.name, file=name, sha=sha, county=county, crs=epsg, user=user or getpass.getuser(), n=n)
+    ).scalar_one()
+    cols = [f.name for f in staged]
+    cur.execute(f"""
+        WITH ins AS (
+            INSERT INTO {layer.table} ({', '.join(cols)}, geom)
+            SELECT {', '.join(stage.cast_sql(f) for f in staged)}, {stage.geometry_sql(layer)}
+            FROM {stage.STAGE} s ORDER BY s.row_no
+            RETURNING id)
+        INSERT INTO import_batch_row (batch_id, row_id) SELECT %(batch)s, id FROM ins""", dict(batch=batch_id))
+    result.rows_inserted = cur.rowcount
+    result.batch_id = batch_id
+    cur.execute(f"DROP TABLE {stage.STAGE}")
+    cur.execute("UPDATE import_batch SET rows_inserted = %(k)s, report = %(r)s WHERE id = %(id)s",
+                dict(k=result.rows_inserted, r=Json(report), id=batch_id))
+    return result
+
+
+def _to_storage(geoms: np.ndarray, epsg: int) -> np.ndarray:
+    transformer = Transformer.from_crs(epsg, STORAGE_SRID, always_xy=True)
+    return shapely.transform(geoms, lambda c: np.column_stack(transformer.transform(c[:, 0], c[:, 1])))
+
+
+def _has_counties(conn: Connection) -> bool:
+    return conn.execute(text("SELECT EXISTS (SELECT 1 FROM admin_division WHERE level = 'county')")).scalar()
+
+
+def _bad_coordinates(geoms: np.ndarray) -> np.ndarray:
+    present = ~shapely.is_missing(geoms)
+    bad = np.zeros(len(geoms), dtype=bool)
+    if present.any():
+        coords, index = shapely.get_coordinates(geoms[present], return_index=True)
+        wrong = ~np.isfinite(coords).all(axis=1) | (np.abs(np.nan_to_num(coords, nan=0.0)) > MAX_ABS_COORD).any(axis=1)
+        rows = np.flatnonzero(present)[np.unique(index[wrong])]
+        bad[rows] = True
+    return bad
+
+
+def _corner_geometry(source: readers.Source, name: str, crs: int | None, lon_hint: float | None):
+    try:
+        rings = corners.parse_corners(source.corner_text)
+        epsg = crs if crs is not None else corners.detect_gk_crs(rings, lon_hint)
+        geom = corners.corners_to_geometry(source.corner_text, epsg)
+    except corners.CornerError as exc:
+        raise CrsProblem(f"{name}: {exc}") from None
+    how = "declared" if crs is not None else "detected from the corner values"
+    # already converted to lon/lat: stage as EPSG:4490
+    return np.array([geom], dtype=object), epsg, how
+
+
+def _fillable(layer: Layer, values: dict, county: str | None) -> dict[str, str]:
+    """Fields the engine fills where the file leaves them empty: field -> how."""
+    names = {f.name for f in layer.fields}
+    fill: dict[str, str] = {}
+    if "county_code" in names and county is not None:
+        fill["county_code"] = "declared"
+    for target, (src, _expr) in mapping.DERIVED.get(layer.name, {}).items():
+        if src in values and target not in fill:
+            fill[target] = "derived"
+    if "supervision_no" in names and layer.name in SUPERVISION_KIND:
+        fill["supervision_no"] = "issued"
+    if "area_m2" in names and layer.geometry.value == "MULTIPOLYGON":
+        fill["area_m2"] = "computed"
+    return fill
+
+
+def _apply_fill(cur, layer: Layer, fill: dict[str, str], county: str | None) -> None:
+    for target, how in fill.items():
+        if how == "declared":
+            cur.execute(f"UPDATE {stage.STAGE} SET {target} = %(v)s WHERE {target} IS NULL", dict(v=county))
+        elif how == "derived":
+            src, expr = mapping.DERIVED[layer.name][target]
+            cur.execute(f"UPDATE {stage.STAGE} SET {target} = {expr.format(src=src)} "
+                        f"WHERE {target} IS NULL AND {src} IS NOT NULL")
+
+
+def _codes_from_labels(layer: Layer, values: dict) -> None:
+    """A code field may be given by its Chinese label (水田 → 0101, 划拨 → allocation)."""
+    for f in layer.fields:
+        if f.type == FieldType.CODE and f.name in values:
+            by_label = {zh: code for code, (zh, _en) in f.codes.codes.items()}
+            by_label.update({en.lower(): code for code, (_zh, en) in f.codes.codes.items()})
+            values[f.name] = [v if v is None or v in f.codes else by_label.get(v, by_label.get(v.lower(), v))
+                              for v in values[f.name]]
+
+
+def _repair(cur) -> list[dict]:
+    """Invalid (multi)polygons made valid; each change reported with the areas before and after."""
+    cur.execute(f"""
+        WITH fixed AS (
+            SELECT row_no, ST_IsValidReason(geom) AS reason, {area_sql('geom')} AS before,
+                   ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3)) AS g
+            FROM {stage.STAGE}
+            WHERE ST_GeometryType(geom) IN ('ST_Polygon', 'ST_MultiPolygon') AND NOT ST_IsValid(geom))
+        UPDATE {stage.STAGE} s SET geom = f.g FROM fixed f WHERE s.row_no = f.row_no
+        RETURNING s.row_no, f.reason, f.before, {area_sql('f.g')}""")
+    return [_entry("warning", f"invalid geometry repaired ({reason}); area {before:,.1f} → {after:,.1f} m²", row=row)
+            for row, reason, before, after in sorted(cur.fetchall())]
+
+
+def _check(cur, field_: str | None, predicate: str, problem: str, params: dict) -> list[dict]:
+    cur.execute(f"SELECT s.row_no, {problem}, count(*) OVER () FROM {stage.STAGE} s WHERE {predicate} "
+                f"ORDER BY s.row_no LIMIT {stage.REPORT_CAP}", params)
+    found = cur.fetchall()
+    out = [_entry("error", msg, row=row, field_=field_) for row, msg, _ in found]
+    if found and found[0][2] > len(found):
+        out.append(_entry("error", f"... and {found[0][2] - len(found)} more rows with this problem", field_=field_))
+    return out
+
+
+def _issue_numbers(conn: Connection, cur, layer: Layer, staged) -> None:
+    """统一监管号 issued at registration for the rows that come without one."""
+    if layer.name not in SUPERVISION_KIND or "supervision_no" not in {f.name for f in staged}:
+        return
+    cur.execute(f"SELECT row_no, county_code FROM {stage.STAGE} WHERE supervision_no IS NULL ORDER BY row_no")
+    missing = cur.fetchall()
+    if not missing:
+        return
+    year = date.today().year
+    numbers = issue_many(conn, [(c, year, SUPERVISION_KIND[layer.name]) for _, c in missing])
+    cur.execute(f"UPDATE {stage.STAGE} s SET supervision_no = t.n FROM unnest(%(rows)s::int[], %(nums)s::text[]) "
+                f"AS t(r, n) WHERE s.row_no = t.r", dict(rows=[r for r, _ in missing], nums=numbers))

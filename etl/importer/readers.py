@@ -1,0 +1,286 @@
+"""Reading a submission into columns of text and an array of Shapely geometries.
+
+Formats: Shapefile (loose or zipped; encoding from the .cpg, else detected among UTF-8, GBK
+and GB18030 from the DBF's own bytes), GeoPackage, GeoJSON (through pyogrio/GDAL), CSV with a
+WKT column or x/y columns, and corner-coordinate lists (拐点坐标, `.txt`, via etl.corners)
+whose `# 字段: 值` header lines carry the attributes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pyogrio.raw
+import shapely
+from pyproj import CRS
+
+from etl import corners
+from etl.importer.errors import ReadFailed
+
+VECTOR_SUFFIXES = {".shp": "ESRI Shapefile", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
+CSV_SUFFIXES = {".csv"}
+CORNER_SUFFIXES = {".txt"}
+SUPPORTED = set(VECTOR_SUFFIXES) | CSV_SUFFIXES | CORNER_SUFFIXES
+CANDIDATE_ENCODINGS = ("UTF-8", "GBK", "GB18030")
+CPG_NAMES = {"936": "GBK", "CP936": "GBK", "GB2312": "GBK", "GBK": "GBK", "GB18030": "GB18030",
+             "UTF-8": "UTF-8", "UTF8": "UTF-8", "65001": "UTF-8"}
+WKT_COLUMNS = ("WKT", "GEOMETRY", "GEOM", "SHAPE", "几何", "坐标串")
+XY_COLUMNS = (("LON", "LAT"), ("LONGITUDE", "LATITUDE"), ("LNG", "LAT"), ("经度", "纬度"),
+              ("X", "Y"), ("X坐标", "Y坐标"), ("横坐标", "纵坐标"))
+SURVEYOR_XY = {("X", "Y"), ("X坐标", "Y坐标")}   # may follow the surveyors' X = northing
+
+
+@dataclass
+class Source:
+    name: str
+    columns: dict[str, list]                    # source column -> values (str | None)
+    geometries: np.ndarray                      # shapely geometries (None where missing)
+    declared_epsg: int | None = None            # from .prj / GeoPackage / GeoJSON "crs"
+    declared_crs: str | None = None             # as written, for messages
+    encoding: str | None = None
+    surveyor_axes: bool = False                 # CSV X/Y columns: X may be the northing
+    corner_text: str | None = None              # a corner list's corners (拐点), unconverted
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.geometries)
+
+
+def read_source(path: Path, display: str, max_features: int) -> Source:
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise ReadFailed(f"{display}: the file is empty")
+    if suffix in VECTOR_SUFFIXES:
+        return _read_vector(path, display, max_features)
+    if suffix in CSV_SUFFIXES:
+        return _read_csv(path, display, max_features)
+    if suffix in CORNER_SUFFIXES:
+        return _read_corners(path, display)
+    raise ReadFailed(f"{display}: unsupported format {suffix or '(no extension)'}; "
+                     f"expected one of {', '.join(sorted(SUPPORTED | {'.zip'}))}")
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+def _decode_guess(data: bytes) -> str:
+    for enc in CANDIDATE_ENCODINGS:
+        try:
+            data.decode(enc)
+            return enc
+        except UnicodeDecodeError:
+            continue
+    raise ReadFailed("the text is neither UTF-8, GBK nor GB18030")
+
+
+def shapefile_encoding(shp: Path, display: str) -> tuple[str, str]:
+    """(encoding, how it was found) of a shapefile's DBF."""
+    cpg = shp.with_suffix(".cpg")
+    if not cpg.exists():
+        cpg = next((p for p in shp.parent.glob(shp.stem + ".*") if p.suffix.lower() == ".cpg"), cpg)
+    if cpg.exists():
+        name = cpg.read_text("ascii", errors="replace").strip().upper()
+        if name in CPG_NAMES:
+            return CPG_NAMES[name], ".cpg"
+    dbf = _sidecar(shp, ".dbf", display)
+    sample = _dbf_text_sample(dbf, display)
+    try:
+        return _decode_guess(sample), "detected"
+    except ReadFailed:
+        raise ReadFailed(f"{display}: {dbf.name} is neither UTF-8, GBK nor GB18030; add a .cpg") from None
+
+
+def _sidecar(shp: Path, suffix: str, display: str) -> Path:
+    for p in shp.parent.glob(shp.stem + ".*"):
+        if p.suffix.lower() == suffix:
+            return p
+    raise ReadFailed(f"{display}: the shapefile has no {suffix} file beside {shp.name}")
+
+
+def _dbf_text_sample(dbf: Path, display: str, limit: int = 4 << 20) -> bytes:
+    """The records' bytes (up to `limit`), after checking the DBF header is consistent."""
+    size = dbf.stat().st_size
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+        if len(head) < 32:
+            raise ReadFailed(f"{display}: {dbf.name} is corrupt (a DBF header needs 32 bytes, found {len(head)})")
+        n_records, header_len, record_len = struct.unpack("<IHH", head[4:12])
+        if header_len < 33 or record_len < 1 or header_len + n_records * record_len > size:
+            raise ReadFailed(f"{display}: {dbf.name} is corrupt (its header announces {n_records} records of "
+                             f"{record_len} bytes after {header_len} header bytes, but the file holds {size} bytes)")
+        fh.seek(header_len)
+        return fh.read(min(limit, n_records * record_len))
+
+
+# --- vector files through GDAL ---------------------------------------------------------------
+
+def _epsg(crs_text: str | None) -> int | None:
+    if not crs_text:
+        return None
+    try:
+        return CRS.from_user_input(crs_text).to_epsg(min_confidence=70)
+    except Exception:
+        return None
+
+
+def _read_vector(path: Path, display: str, max_features: int) -> Source:
+    driver = VECTOR_SUFFIXES[path.suffix.lower()]
+    encoding, notes = None, []
+    if driver == "ESRI Shapefile":
+        _sidecar(path, ".dbf", display)
+        _sidecar(path, ".shx", display)
+        encoding, how = shapefile_encoding(path, display)
+        notes.append(f"encoding {encoding} ({how})")
+    try:
+        layers = pyogrio.list_layers(path)
+        if len(layers) == 0:
+            raise ReadFailed(f"{display}: holds no layer")
+        info = pyogrio.read_info(path, layer=0, encoding=encoding)
+        if info["features"] > max_features:
+            raise ReadFailed(f"{display}: {info['features']:,d} features, more than the limit of {max_features:,d}")
+        meta, _fids, wkb, data = pyogrio.raw.read(path, layer=0, encoding=encoding)[:4]
+    except ReadFailed:
+        raise
+    except Exception as exc:   # GDAL's errors come in several classes; all mean "unreadable"
+        raise ReadFailed(f"{display}: cannot be read as {driver} ({_gdal_message(exc)})") from None
+    declared = meta.get("crs")
+    if driver == "GeoJSON" and not _geojson_names_crs(path):
+        declared = None        # RFC 7946 files carry no CRS; GDAL's EPSG:4326 is only the default
+    if wkb is None:
+        raise ReadFailed(f"{display}: has no geometry column")
+    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    columns = {name: _as_text(values) for name, values in zip(meta["fields"], data)}
+    return Source(display, columns, geoms, _epsg(declared), declared, encoding, notes=notes)
+
+
+def _gdal_message(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _geojson_names_crs(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return b'"crs"' in fh.read(1 << 16)
+
+
+def _as_text(values: np.ndarray) -> list:
+    """Column values as stripped text (None for missing/blank), integral floats without '.0'."""
+    kind = values.dtype.kind
+    if kind == "M":
+        out = np.datetime_as_string(values, unit="D" if values.dtype == "datetime64[D]" else "s").tolist()
+        return [None if v == "NaT" else v for v in out]
+    if kind == "f":
+        return [None if not np.isfinite(v) else (str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v)))
+                for v in values.tolist()]
+    if kind in "iu":
+        return [str(v) for v in values.tolist()]
+    if kind == "b":
+        return ["t" if v else "f" for v in values.tolist()]
+    out = []
+    for v in values.tolist():
+        if v is None:
+            out.append(None)
+        else:
+            s = str(v).strip()
+            out.append(s or None)
+    return out
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+def _read_csv(path: Path, display: str, max_features: int) -> Source:
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        encoding = _decode_guess(raw)
+    except ReadFailed:
+        raise ReadFailed(f"{display}: the text is neither UTF-8, GBK nor GB18030") from None
+    rows = csv.reader(io.StringIO(raw.decode(encoding), newline=""))
+    try:
+        header = [h.strip() for h in next(rows)]
+    except StopIteration:
+        raise ReadFailed(f"{display}: the file is empty") from None
+    keys = [h.upper() for h in header]
+    wkt_col = next((keys.index(k) for k in WKT_COLUMNS if k in keys), None)
+    xy = next(((keys.index(a), keys.index(b), (a, b)) for a, b in XY_COLUMNS if a in keys and b in keys), None)
+    if wkt_col is None and xy is None:
+        raise ReadFailed(f"{display}: no geometry column: expected WKT, or x/y (lon/lat, 经度/纬度) columns")
+    geom_cols = {wkt_col} if wkt_col is not None else {xy[0], xy[1]}
+    columns: dict[str, list] = {h: [] for i, h in enumerate(header) if i not in geom_cols}
+    geoms: list = []
+    problems: list[str] = []
+    for n, row in enumerate(rows, start=1):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(geoms) >= max_features:
+            raise ReadFailed(f"{display}: more than the limit of {max_features:,d} rows")
+        if len(row) != len(header):
+            raise ReadFailed(f"{display}: row {n} has {len(row)} cells, the header {len(header)}")
+        for i, h in enumerate(header):
+            if i not in geom_cols:
+                columns[h].append(row[i].strip() or None)
+        geoms.append(_csv_geometry(row, wkt_col, xy, n, problems))
+    if not geoms:
+        raise ReadFailed(f"{display}: no data rows")
+    src = Source(display, columns, np.array(geoms, dtype=object), encoding=encoding,
+                 surveyor_axes=xy is not None and xy[2] in SURVEYOR_XY, notes=[f"encoding {encoding}"])
+    src.notes.extend(problems)
+    return src
+
+
+def _csv_geometry(row, wkt_col, xy, n, problems):
+    if wkt_col is not None:
+        text = row[wkt_col].strip()
+        if not text:
+            return None
+        with np.errstate(invalid="ignore"):     # NaN coordinates are reported by the engine, by row
+            geom = shapely.from_wkt(text, on_invalid="ignore")
+        if geom is None:
+            problems.append(f"row {n}: unreadable WKT")
+        return geom
+    try:
+        return shapely.Point(float(row[xy[0]]), float(row[xy[1]]))
+    except ValueError:
+        problems.append(f"row {n}: x/y are not numbers")
+        return None
+
+
+# --- corner lists --------------------------------------------------------------------------------
+
+HEADER_LINE = re.compile(r"^#\s*([^:=：]+?)\s*[:=：]\s*(.*?)\s*$")
+
+
+def corner_text(path: Path, display: str) -> tuple[str, str]:
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        encoding = _decode_guess(raw)
+    except ReadFailed:
+        raise ReadFailed(f"{display}: the text is neither UTF-8, GBK nor GB18030") from None
+    return raw.decode(encoding), encoding
+
+
+def _read_corners(path: Path, display: str) -> Source:
+    """One feature: the attributes from `# 字段: 值` lines, the boundary from the corners.
+
+    The corners stay in their Gauss-Krüger CRS here (converted by the engine, which knows the
+    declared county for a missing zone prefix); the text is kept for the `corners` field."""
+    text, encoding = corner_text(path, display)
+    attrs: dict[str, list] = {}
+    for line in text.splitlines():
+        m = HEADER_LINE.match(line.strip())
+        if m:
+            attrs[m.group(1)] = [m.group(2) or None]
+    try:
+        corners.parse_corners(text)
+    except corners.CornerError as exc:
+        raise ReadFailed(f"{display}: {exc}") from None
+    body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("#"))
+    return Source(display, attrs, np.array([None], dtype=object), encoding=encoding,
+                  notes=[f"encoding {encoding}"], corner_text=body)

@@ -1,0 +1,68 @@
+"""Real-format submissions written on the fly for the import tests (pyogrio/GDAL, zipfile, csv)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyogrio.raw
+import shapely
+from pyproj import Transformer
+from shapely.geometry import Polygon, box
+
+COUNTY = "229901"                      # a made-up county code: never collides with the demo's
+COUNTY_BOX = (125.0, 43.5, 125.5, 44.0)   # near Changchun, 3-degree zone 42 (CM 126°E)
+OTHER_COUNTY = "229902"
+OTHER_BOX = (125.5, 43.5, 126.0, 44.0)
+
+LAND_USE_ROWS = [
+    # BSM, TBBH, DLBM, DLMC, QSDWDM, ZLDWDM
+    ("T0001", "1", "0101", "水田", "2299011010010000000", "2299011010010000000"),
+    ("T0002", "2", "0103", "旱地", "2299011010020000000", "2299011010020000000"),
+    ("T0003", "3", "0702", "农村宅基地", "2299011010030000000", "2299011010030000000"),
+]
+
+
+def add_counties(conn) -> None:
+    from sqlalchemy import text
+    for code, name, bounds in ((COUNTY, "测试县", COUNTY_BOX), (OTHER_COUNTY, "邻县", OTHER_BOX)):
+        conn.execute(text("INSERT INTO admin_division (code, name, level, parent_code, geom) VALUES "
+                          "(:c, :n, 'county', '229900', ST_Multi(ST_MakeEnvelope(:a, :b, :x, :y, 4490)))"),
+                     dict(c=code, n=name, a=bounds[0], b=bounds[1], x=bounds[2], y=bounds[3]))
+
+
+def parcels(n: int = 3, origin=(125.1, 43.6), size=0.002) -> list[Polygon]:
+    return [box(origin[0] + i * size * 1.5, origin[1], origin[0] + i * size * 1.5 + size, origin[1] + size)
+            for i in range(n)]
+
+
+def to_gk(geoms, epsg: int):
+    tr = Transformer.from_crs(4490, epsg, always_xy=True)
+    return [shapely.transform(g, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1]))) for g in geoms]
+
+
+def write_land_use_shp(path, geoms=None, rows=LAND_USE_ROWS, crs="EPSG:4490", encoding="GBK", keep_cpg=False,
+                       geometry_type="Polygon", extra=None):
+    """A land-use shapefile with the customary 三调 field names; without .cpg unless asked."""
+    geoms = geoms if geoms is not None else parcels(len(rows))
+    cols = list(zip(*rows)) or [()] * 6
+    names = ["BSM", "TBBH", "DLBM", "DLMC", "QSDWDM", "ZLDWDM"]
+    data = [np.array(c, dtype=object) for c in cols]
+    for name, values in (extra or {}).items():
+        names.append(name)
+        data.append(np.asarray(values))
+    wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "'crs' was not provided")   # a file without .prj, on purpose
+        pyogrio.raw.write(str(path), wkb, data, fields=names, geometry_type=geometry_type, crs=crs,
+                          encoding=encoding, driver="ESRI Shapefile")
+    cpg = path.with_suffix(".cpg")
+    if not keep_cpg and cpg.exists():
+        cpg.unlink()
+    return path
+
+
+def write_vector(path, geoms, fields: dict, driver: str, crs="EPSG:4490", geometry_type="Unknown"):
+    wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
+    pyogrio.raw.write(str(path), wkb, [np.asarray(v, dtype=object) for v in fields.values()],
+                      fields=list(fields), geometry_type=geometry_type, crs=crs, driver=driver)
+    return path

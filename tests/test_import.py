@@ -1,0 +1,227 @@
+"""The import engine on real-format files it writes itself: encodings, field mapping, CRSs
+(lon/lat, Gauss-Krüger with and without zone prefix, contradicted), corner lists, CSV,
+GeoPackage, validation reports, atomicity, idempotency and rollback."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+import shapely
+from sqlalchemy import text
+
+from etl import corners
+from etl.importer import BatchRejected, CrsProblem, import_file, rollback_batch
+from services.areas import geodesic_area_m2
+from tests.import_fixtures import (COUNTY, LAND_USE_ROWS, OTHER_COUNTY, add_counties, parcels, to_gk,
+                                   write_land_use_shp, write_vector)
+
+
+@pytest.fixture()
+def db(conn):
+    add_counties(conn)
+    return conn
+
+
+def snapshot(conn, table="land_use"):
+    """What a failed batch must leave untouched."""
+    return conn.execute(text(f"""SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM import_batch),
+        (SELECT count(*) FROM import_batch_row), (SELECT count(*) FROM supervision_number)""")).one()
+
+
+def stored(conn, bsm_prefix="T"):
+    return conn.execute(text("SELECT bsm, parcel_no, class_code, class_name, owner_code, located_code, county_code, "
+                             "area_m2, ST_AsBinary(geom) AS wkb FROM land_use WHERE bsm LIKE :p ORDER BY bsm"),
+                        dict(p=bsm_prefix + "%")).all()
+
+
+def test_gbk_shapefile_without_cpg_is_detected_and_mapped_from_customary_names(db, tmp_path):
+    shp = write_land_use_shp(tmp_path / "三调图斑.shp")
+    assert not shp.with_suffix(".cpg").exists()
+    result = import_file(db, "land_use", shp, user="clerk-a")
+    assert result.status == "imported" and result.rows_inserted == 3 and result.source_crs == 4490
+    assert any("encoding GBK (detected)" in r["problem"] for r in result.report)
+    rows = stored(db)
+    assert [(r.bsm, r.parcel_no, r.class_code, r.class_name) for r in rows] == [
+        ("T0001", "1", "0101", "水田"), ("T0002", "2", "0103", "旱地"), ("T0003", "3", "0702", "农村宅基地")]
+    assert rows[0].owner_code == LAND_USE_ROWS[0][4] and rows[0].located_code == LAND_USE_ROWS[0][5]
+    assert {r.county_code for r in rows} == {COUNTY}          # derived from 坐落单位代码
+    for r, geom in zip(rows, parcels(3)):
+        assert r.area_m2 == pytest.approx(geodesic_area_m2(geom), rel=1e-6)   # no TBMJ: computed on the ellipsoid
+    batch = db.execute(text("SELECT * FROM import_batch WHERE id = :id"), dict(id=result.batch_id)).one()
+    assert (batch.layer, batch.imported_by, batch.status, batch.rows_read, batch.rows_inserted) == (
+        "land_use", "clerk-a", "committed", 3, 3)
+    assert len(batch.file_sha256) == 64 and batch.imported_at is not None
+    assert any("encoding GBK" in r["problem"] for r in batch.report)
+
+
+def test_same_file_again_changes_nothing_and_rollback_undoes_the_batch(db, tmp_path):
+    shp = write_land_use_shp(tmp_path / "a.shp")
+    first = import_file(db, "land_use", shp)
+    before = snapshot(db)
+    again = import_file(db, "land_use", shp)
+    assert again.status == "unchanged" and again.batch_id == first.batch_id and again.rows_inserted == 0
+    assert snapshot(db) == before
+    assert rollback_batch(db, first.batch_id, user="admin") == 3
+    assert stored(db) == []
+    assert db.execute(text("SELECT status, rolled_back_by FROM import_batch WHERE id = :id"),
+                      dict(id=first.batch_id)).one() == ("rolled_back", "admin")
+    third = import_file(db, "land_use", shp)          # after a rollback the file may come again
+    assert third.status == "imported" and len(stored(db)) == 3
+
+
+def test_zipped_utf8_shapefile_with_cpg_and_tbmj_kept(db, tmp_path):
+    shp = write_land_use_shp(tmp_path / "parcels.shp", encoding="UTF-8", keep_cpg=True,
+                             extra={"TBMJ": [111.5, 222.25, 333.0], "XZQDM": [COUNTY] * 3})
+    archive = tmp_path / "submission.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in tmp_path.glob("parcels.*"):
+            zf.write(p, f"目录/{p.name}")
+    result = import_file(db, "land_use", archive, county=COUNTY)
+    assert any("encoding UTF-8 (.cpg)" in r["problem"] for r in result.report)
+    assert [(r.class_name, r.area_m2) for r in stored(db)] == [("水田", 111.5), ("旱地", 222.25), ("农村宅基地", 333.0)]
+
+
+@pytest.mark.parametrize("epsg, county_needed", [(4530, False), (4551, True)])
+def test_gauss_kruger_file_with_and_without_zone_prefix(db, tmp_path, epsg, county_needed):
+    shp = write_land_use_shp(tmp_path / "gk.shp", geoms=to_gk(parcels(3), epsg), crs=None)
+    if county_needed:
+        with pytest.raises(CrsProblem, match="no zone prefix: give --crs"):
+            import_file(db, "land_use", shp)
+    result = import_file(db, "land_use", shp, county=COUNTY)
+    assert result.source_crs == epsg
+    assert any(f"EPSG:{epsg} (detected" in r["problem"] for r in result.report)
+    for r, original in zip(stored(db), parcels(3)):
+        assert shapely.hausdorff_distance(shapely.from_wkb(bytes(r.wkb)), original) < 1e-8   # < 1 mm
+
+
+def test_declared_crs_contradicted_by_the_coordinates(db, tmp_path):
+    shp = write_land_use_shp(tmp_path / "gk.shp", geoms=to_gk(parcels(3), 4530), crs="EPSG:4490")
+    before = snapshot(db)
+    with pytest.raises(CrsProblem, match=r"gk.shp: the CRS is declared as EPSG:4490 .* not degrees — they look like EPSG:4530"):
+        import_file(db, "land_use", shp)
+    with pytest.raises(CrsProblem, match=r"declared as EPSG:4529 .*\(zone 41\) but the eastings carry zone prefix 42"):
+        import_file(db, "land_use", shp, crs=4529)
+    with pytest.raises(CrsProblem, match=r"declared as EPSG:4552 .*no zone prefix\) but the eastings carry prefix 42"):
+        import_file(db, "land_use", shp, crs=4552)
+    assert snapshot(db) == before
+    assert import_file(db, "land_use", shp, crs=4530).rows_inserted == 3   # the right one is accepted
+
+
+def _corner_file(path, epsg, licence="C2299012026000001"):
+    ring = list(parcels(1, origin=(125.2, 43.7), size=0.01)[0].exterior.coords)[:-1]
+    table = corners.format_corners([corners.lonlat_to_corners(ring, epsg)])
+    path.write_text("\n".join([
+        f"# 许可证号: {licence}", "# 矿业权类型: 采矿权", "# 矿业权人: 测试矿业有限公司", "# 主矿种: 煤",
+        "# 有效期起: 2024-01-01", "# 有效期止: 2030-12-31", table]), encoding="gbk")
+    return path, ring
+
+
+@pytest.mark.parametrize("epsg", [4530, 4551])
+def test_corner_list_becomes_a_mining_right_with_its_number(db, tmp_path, epsg):
+    path, ring = _corner_file(tmp_path / "拐点.txt", epsg)
+    result = import_file(db, "mining_right", path, county=COUNTY)
+    assert result.source_crs == epsg
+    row = db.execute(text("SELECT licence_no, right_type, holder, mineral, valid_from::text, valid_to::text, "
+                          "corner_crs, corners, county_code, supervision_no, area_m2, ST_AsBinary(geom) AS wkb "
+                          "FROM mining_right WHERE licence_no = 'C2299012026000001'")).one()
+    assert (row.right_type, row.holder, row.mineral, row.valid_from, row.valid_to, row.corner_crs, row.county_code) == (
+        "mining", "测试矿业有限公司", "coal", "2024-01-01", "2030-12-31", epsg, COUNTY)
+    assert row.corners.count("\n") == 3
+    assert row.supervision_no.startswith(f"{COUNTY}-") and "-K-" in row.supervision_no   # issued on registration
+    assert shapely.hausdorff_distance(shapely.from_wkb(bytes(row.wkb)), shapely.Polygon(ring)) < 1e-7
+    assert row.area_m2 == pytest.approx(geodesic_area_m2(shapely.Polygon(ring)), rel=1e-4)
+
+
+def test_validation_report_names_row_field_and_problem_and_writes_nothing(db, tmp_path):
+    good = parcels(6)
+    bowtie = shapely.Polygon([(125.3, 43.8), (125.31, 43.81), (125.31, 43.8), (125.3, 43.81)])
+    outside = shapely.box(125.7, 43.7, 125.701, 43.701)          # in the neighbouring county
+    geoms = [good[0], good[1], good[2], shapely.Point(125.2, 43.7), bowtie, outside, good[5]]
+    fields = {
+        "BSM": ["V1", "V2", "V2", "V4", "V5", "V6", "V7"],
+        "TBBH": ["1", "2", "3", "4", "5", "6", "7"],
+        "DLBM": ["0101", "9999", "0103", "0103", "0103", "0103", "0103"],
+        "DLMC": ["水田", "?", None, "旱地", "旱地", "旱地", "旱地"],
+        "XZQDM": [COUNTY, COUNTY, COUNTY, COUNTY, COUNTY, OTHER_COUNTY, COUNTY],
+        "备注": ["", "", "", "", "", "", ""],
+    }
+    path = write_vector(tmp_path / "mixed.geojson", geoms, fields, "GeoJSON")
+    before = snapshot(db)
+    with pytest.raises(BatchRejected) as info:
+        import_file(db, "land_use", path, county=COUNTY)
+    assert snapshot(db) == before
+    report = info.value.report
+    errors = {(r["row"], r["field"], r["problem"]) for r in report if r["severity"] == "error"}
+    assert (2, "class_code", "'9999' is not in the code list 土地利用现状分类 (land_use_class)") in errors
+    assert (3, "class_name", "required 地类名称 (class_name) is missing") in errors
+    assert {(2, "bsm"), (3, "bsm")} <= {(r, f) for r, f, p in errors if p == "duplicate 'V2' within the file"}
+    assert (4, None, "wrong geometry type Point: land_use takes (Multi)Polygon") in errors
+    assert (6, "county_code", f"county {OTHER_COUNTY} is not the declared county {COUNTY}") in errors
+    assert (6, None, f"lies outside county {OTHER_COUNTY}") not in errors        # it lies in its own county
+    warnings = {(r["row"], r["problem"].split(";")[0]) for r in report if r["severity"] == "warning"}
+    assert (5, "invalid geometry repaired (Self-intersection[125.305 43.805])") in warnings
+    assert any(r["problem"] == "column '备注' matches no field of land_use; ignored" for r in report)
+    assert "mixed.geojson:" in str(info.value) and "row 2, class_code" in str(info.value)
+
+
+def test_repaired_geometry_is_stored_valid_and_outside_county_rejected(db, tmp_path):
+    bowtie = shapely.Polygon([(125.3, 43.8), (125.31, 43.81), (125.31, 43.8), (125.3, 43.81)])
+    rows = [("R1", "1", "0103", "旱地", "x", "2299011")]
+    path = write_land_use_shp(tmp_path / "bow.shp", geoms=[bowtie], rows=rows)
+    result = import_file(db, "land_use", path)
+    assert result.warnings and "repaired" in result.warnings[0]["problem"]
+    assert db.execute(text("SELECT ST_IsValid(geom) AND ST_NumGeometries(geom) = 2 FROM land_use WHERE bsm = 'R1'")).scalar()
+    far = write_land_use_shp(tmp_path / "far.shp", geoms=[shapely.box(127.0, 43.0, 127.01, 43.01)],
+                             rows=[("R2", "2", "0103", "旱地", "x", "2299011")])
+    with pytest.raises(BatchRejected, match=f"row 1: lies outside county {COUNTY}"):
+        import_file(db, "land_use", far)
+
+
+def test_duplicate_of_a_stored_parcel_is_rejected(db, tmp_path):
+    import_file(db, "land_use", write_land_use_shp(tmp_path / "a.shp"))
+    again = write_land_use_shp(tmp_path / "b.shp", rows=[LAND_USE_ROWS[1]], geoms=parcels(1))
+    with pytest.raises(BatchRejected, match="duplicate: 'T0002' is already in land_use"):
+        import_file(db, "land_use", again)
+
+
+def test_csv_with_chinese_headers_and_lon_lat_in_gbk(db, tmp_path):
+    path = tmp_path / "隐患点.csv"
+    path.write_text("隐患点编号,名称,灾害类型,险情等级,威胁人数,经度,纬度,县级行政区代码\n"
+                    "H001,东山滑坡,滑坡,中型,12,125.21,43.71,229901\n"
+                    "H002,西沟泥石流,debris_flow,small,,125.22,43.72,229901\n", encoding="gbk")
+    result = import_file(db, "hazard_point", path)
+    assert result.rows_inserted == 2
+    rows = db.execute(text("SELECT hazard_no, name, hazard_type, risk_level, threatened_people, ST_X(geom), ST_Y(geom) "
+                           "FROM hazard_point WHERE hazard_no LIKE 'H00%' ORDER BY 1")).all()
+    assert [tuple(r) for r in rows] == [("H001", "东山滑坡", "landslide", "medium", 12, 125.21, 43.71),
+                                        ("H002", "西沟泥石流", "debris_flow", "small", None, 125.22, 43.72)]
+
+
+def test_csv_with_wkt_and_surveyor_xy(db, tmp_path):
+    wkt = tmp_path / "wkt.csv"
+    wkt.write_text("BSM,TBBH,DLBM,DLMC,ZLDWDM,WKT\n" + "".join(
+        f'W{i},{i},0103,旱地,2299011,"{g.wkt}"\n' for i, g in enumerate(parcels(2))), encoding="utf-8")
+    assert import_file(db, "land_use", wkt).rows_inserted == 2
+    _, x, y = corners.lonlat_to_corners([(125.21, 43.71)], 4530)[0]      # X = northing, Y = prefixed easting
+    xy = tmp_path / "xy.csv"
+    xy.write_text(f"隐患点编号,名称,灾害类型,险情等级,X,Y,县级行政区代码\nH010,点,崩塌,小型,{x:.2f},{y:.2f},229901\n",
+                  encoding="utf-8")
+    result = import_file(db, "hazard_point", xy)
+    assert result.source_crs == 4530 and any("surveyors'" in r["problem"] for r in result.warnings)
+    lon, lat = db.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM hazard_point WHERE hazard_no = 'H010'")).one()
+    assert (lon, lat) == (pytest.approx(125.21, abs=1e-6), pytest.approx(43.71, abs=1e-6))   # 1 cm rounding
+
+
+def test_geopackage_and_dry_run(db, tmp_path):
+    fields = {"bsm": ["G1", "G2"], "parcel_no": ["1", "2"], "class_code": ["0301", "0404"],
+              "class_name": ["乔木林地", "其他草地"], "county_code": [COUNTY, COUNTY]}
+    path = write_vector(tmp_path / "lu.gpkg", parcels(2), fields, "GPKG", geometry_type="Polygon")
+    before = snapshot(db)
+    dry = import_file(db, "land_use", path, dry_run=True)
+    assert dry.status == "dry-run" and dry.rows_read == 2 and snapshot(db) == before
+    result = import_file(db, "land_use", path)
+    assert result.rows_inserted == 2
+    assert [r.class_name for r in stored(db, "G")] == ["乔木林地", "其他草地"]
+    batch_report = db.execute(text("SELECT report FROM import_batch WHERE id = :id"), dict(id=result.batch_id)).scalar()
+    assert json.dumps(batch_report, ensure_ascii=False).count("EPSG:4490") == 1
