@@ -15,6 +15,8 @@ def register_cli(app: Flask) -> None:
     from app.ogc.cli import tokens_group
     app.cli.add_command(tokens_group)
     app.cli.add_command(tiles_group)
+    from app.etl_cli import etl_group
+    app.cli.add_command(etl_group)
 
 
 @click.group("db", help="Database schema (Alembic migrations derived from the layer registry).")
