@@ -5,6 +5,7 @@ import time
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from app.db import engine
 
@@ -57,24 +58,24 @@ def demo_load(scale: float, seed: int, if_empty: bool) -> None:
     click.echo(f"  manifest: {summary['manifest']}")
 
 
-@click.group("tiles", help="Tile services: imagery pyramids and MapProxy configuration, vector tile cache.")
+@click.group("tiles", cls=AppGroup, help="Tile services: imagery pyramids and MapProxy configuration, vector tile cache.")
 def tiles_group() -> None:
     pass
 
 
 @tiles_group.command("seed", help="Build each imagery epoch's COG and tile pyramid, and MapProxy's configuration.")
-@click.option("--epoch", "only", multiple=True, help="Only these epochs (default: every imagery_epoch row).")
+@click.option("--epoch", "only", multiple=True, help="Only these epochs, by tile layer name (default: every imagery_epoch row).")
 def tiles_seed(only: tuple[str, ...]) -> None:
     from tiles import imagery
     tile_dir = current_app.config["TILE_DIR"]
     with engine().connect() as conn:
         epochs = imagery.epochs(conn)
-    unknown = set(only) - {e.name for e in epochs}
+    unknown = set(only) - {e.layer for e in epochs}
     if unknown:
         raise click.UsageError(f"unknown imagery epoch(s): {', '.join(sorted(unknown))}")
     try:
         for epoch in epochs:
-            if not only or epoch.name in only:
+            if not only or epoch.layer in only:
                 imagery.seed_epoch(epoch, current_app.config["ONEMAP"].data_dir, tile_dir, say=click.echo)
     except imagery.ImageryError as e:
         raise click.ClickException(str(e)) from None

@@ -116,7 +116,7 @@ def internal_tilejson(layer):
 @bp.get("/imagery/<epoch>/tilejson.json")
 def imagery_tilejson(epoch):
     with engine().connect() as conn:
-        epochs = {e.name: e for e in imagery.epochs(conn)}
+        epochs = {e.layer: e for e in imagery.epochs(conn)}
     if epoch not in epochs:
         return _error(404, f"no imagery epoch {epoch!r}")
     base = request.url_root.rstrip("/") + "/tiles"

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, text
 MAPPROXY_YAML = "mapproxy.yaml"
 GRIDS = {"webmercator": "EPSG:3857", "cgcs2000": "EPSG:4490"}
 WMS_SRS = ["EPSG:3857", "EPSG:4490", "EPSG:4326", "CRS:84"]
+UPSCALE_LEVELS = 6
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -35,6 +36,9 @@ class ImageryError(RuntimeError):
 
 @dataclass(frozen=True)
 class Epoch:
+    """One imagery epoch; `layer` is its tile layer name (the file's stem as an identifier:
+    epoch names such as 2025年度 are for people, and MapProxy layer names must be plain)."""
+    layer: str
     name: str
     acquired_on: date
     sensor: str | None
@@ -44,23 +48,27 @@ class Epoch:
 
     @property
     def table_name(self) -> str:
-        return self.name.upper()   # rasterio upper-cases creation option values
+        return self.layer.upper()   # rasterio upper-cases creation option values
 
     def files(self, tile_dir: Path) -> dict[str, Path]:
-        d = Path(tile_dir) / "imagery" / self.name
-        return {"dir": d, "cog": d / f"{self.name}.cog.tif", "gpkg": d / f"{self.name}.gpkg",
-                "cgcs2000": d / f"{self.name}_cgcs2000.gpkg"}
+        d = Path(tile_dir) / "imagery" / self.layer
+        return {"dir": d, "cog": d / f"{self.layer}.cog.tif", "gpkg": d / f"{self.layer}.gpkg",
+                "cgcs2000": d / f"{self.layer}_cgcs2000.gpkg"}
 
 
 def epochs(conn: Connection) -> list[Epoch]:
     rows = conn.execute(text(
         "SELECT name, acquired_on, sensor, resolution_m, path, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), "
         "ST_YMax(geom) FROM imagery_epoch ORDER BY acquired_on, name")).all()
-    out = []
+    out, seen = [], {}
     for r in rows:
-        if not _NAME.match(r.name):
-            raise ImageryError(f"imagery_epoch {r.name!r}: a tile layer name needs letters, digits and _")
-        out.append(Epoch(r.name, r.acquired_on, r.sensor, r.resolution_m, r.path, tuple(r[5:9])))
+        layer = re.sub(r"[^A-Za-z0-9_]", "_", Path(r.path).stem)
+        layer = layer if _NAME.match(layer) else f"epoch_{layer}"
+        if layer in seen:
+            raise ImageryError(f"imagery_epoch {r.name!r} and {seen[layer]!r}: files with the same name "
+                               f"({Path(r.path).stem}) would share a tile layer")
+        seen[layer] = r.name
+        out.append(Epoch(layer, r.name, r.acquired_on, r.sensor, r.resolution_m, r.path, tuple(r[5:9])))
     return out
 
 
@@ -78,13 +86,21 @@ def seed_epoch(epoch: Epoch, data_dir: Path, tile_dir: Path, say=print) -> dict[
         files[key].unlink(missing_ok=True)
     rio_copy(src, files["cog"], driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", OVERVIEWS="AUTO")
     rio_copy(src, files["gpkg"], driver="GPKG", TILING_SCHEME="GoogleMapsCompatible", TILE_FORMAT="PNG",
-             RASTER_TABLE=epoch.table_name, RESAMPLING="BILINEAR")
+             RASTER_TABLE=epoch.table_name, RESAMPLING="BILINEAR", ZOOM_LEVEL_STRATEGY="UPPER")
     with rasterio.open(files["gpkg"], "r+", TILE_FORMAT="PNG") as dst:   # or the overviews turn JPEG
         levels = max(0, math.ceil(math.log2(max(dst.width, dst.height) / 256)))
         if levels:
             dst.build_overviews([2 ** i for i in range(1, levels + 1)], rasterio.enums.Resampling.average)
-    say(f"tiles: {epoch.name}: {files['cog'].name}, {files['gpkg'].name}")
+    say(f"tiles: {epoch.name} ({epoch.layer}): {files['cog'].name}, {files['gpkg'].name}")
     return files
+
+
+def native_zoom(epoch: Epoch, tile_dir: Path) -> int:
+    """The finest zoom level of the epoch's GoogleMapsCompatible pyramid."""
+    import sqlite3
+    with sqlite3.connect(f"file:{epoch.files(tile_dir)['gpkg']}?mode=ro", uri=True) as db:
+        return db.execute("SELECT max(zoom_level) FROM gpkg_tile_matrix WHERE table_name = ?",
+                          (epoch.table_name,)).fetchone()[0]
 
 
 def mapproxy_config(epochs_: list[Epoch], tile_dir: Path) -> dict:
@@ -92,22 +108,25 @@ def mapproxy_config(epochs_: list[Epoch], tile_dir: Path) -> dict:
     layers, caches = [], {}
     for e in epochs_:
         files = e.files(tile_dir)
-        caches[f"{e.name}_webmercator"] = {
+        caches[f"{e.layer}_webmercator"] = {
             "grids": ["webmercator"], "sources": [], "format": "image/png",
+            # beyond the pyramid's finest level, tiles are enlarged from it (not stored)
+            "upscale_tiles": UPSCALE_LEVELS, "cache_rescaled_tiles": False,
             "cache": {"type": "geopackage", "filename": str(files["gpkg"]), "table_name": e.table_name},
         }
-        caches[f"{e.name}_cgcs2000"] = {
-            "grids": ["cgcs2000"], "sources": [f"{e.name}_webmercator"], "format": "image/png",
+        caches[f"{e.layer}_cgcs2000"] = {
+            "grids": ["cgcs2000"], "sources": [f"{e.layer}_webmercator"], "format": "image/png",
             "cache": {"type": "geopackage", "filename": str(files["cgcs2000"]),
                       "table_name": f"{e.table_name}_CGCS2000"},
         }
-        layers.append({"name": e.name, "title": f"{e.name} ({e.acquired_on.isoformat()}, {e.sensor or ''})",
-                       "sources": [f"{e.name}_webmercator", f"{e.name}_cgcs2000"]})
+        layers.append({"name": e.layer, "title": f"{e.name} ({e.acquired_on.isoformat()}, {e.sensor or ''})",
+                       "sources": [f"{e.layer}_webmercator"],          # WMS: reprojected from the pyramid
+                       "tile_sources": [f"{e.layer}_webmercator", f"{e.layer}_cgcs2000"]})
     return {
         "services": {
             "wmts": {"restful": True, "kvp": True,
                      "restful_template": "/{Layer}/{TileMatrixSet}/{TileMatrix}/{TileCol}/{TileRow}.{Format}"},
-            "tms": {"use_grid_names": True, "origin": "nw"},
+            "tms": {"use_grid_names": True},     # both grids have origin nw: /tiles/… is XYZ
             "wms": {"versions": ["1.3.0", "1.1.1"], "srs": WMS_SRS, "image_formats": ["image/png", "image/jpeg"],
                     "md": {"title": "吉林省自然资源一张图 影像 WMS", "abstract": "Imagery epochs of OneMap"}},
         },
@@ -141,11 +160,11 @@ def tilejson(epoch: Epoch, tiles_base: str) -> dict:
     b = [round(v, 6) for v in epoch.bounds]
     return {
         "tilejson": "3.0.0",
-        "name": epoch.name,
+        "name": f"{epoch.name} {epoch.layer}",
         "description": f"{epoch.sensor or ''} {epoch.acquired_on.isoformat()}".strip(),
         "version": "1.0.0",
         "scheme": "xyz",
-        "tiles": [f"{tiles_base}/tiles/{epoch.name}/webmercator/{{z}}/{{x}}/{{y}}.png"],
+        "tiles": [f"{tiles_base}/tiles/{epoch.layer}/webmercator/{{z}}/{{x}}/{{y}}.png"],
         "minzoom": 0,
         "maxzoom": 20,
         "bounds": b,
