@@ -13,7 +13,6 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from app.ogc.crs import CRS84, SUPPORTED_CRS
-from app.ogc.provider import SESSION_OPTIONS
 from layers import REGISTRY, Field, Layer
 from services.publication import PUBLIC_SCHEMA
 
@@ -100,7 +99,6 @@ def _collection(audience: Audience, layer: Layer, extent: Extent, data: dict) ->
         "geom_field": "geom",
         "storage_crs": CRS84,  # stored lon,lat on CGCS2000; see app.ogc.provider
         "crs": list(SUPPORTED_CRS),
-        "options": {"options": SESSION_OPTIONS},
     }
     if layer.time_field in visible:
         provider["time_field"] = layer.time_field

@@ -33,12 +33,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.ogc.cql2 import FilterError, compile_filter, parse_json, parse_text
 from app.ogc.crs import STORAGE_SRID, UnsupportedCrs, output_crs
+from app.ogc.db import read_engine, run
 
-STATEMENT_TIMEOUT_MS = 20_000
-# Set once per pooled connection (libpq `options`, given through the provider's `options` in
-# app.ogc.config) rather than by a SET per request: the timeout for paging queries, and no
-# parallel workers, whose start-up (~10-20 ms) dwarfs a LIMIT query's own time.
-SESSION_OPTIONS = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c max_parallel_workers_per_gather=0"
 EXPORT_TIMEOUT_MS = 600_000  # a whole-layer export reads up to the full table
 EXPORT_BATCH = 5_000
 
@@ -72,7 +68,8 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 class OneMapProvider(PostgreSQLProvider):
     def __init__(self, provider_def: dict):
-        super().__init__(provider_def)
+        super().__init__(provider_def)  # pygeoapi's engine: reflection only
+        self._read = read_engine(self._engine.url.render_as_string(hide_password=False))
         self._table = self.table_model.__table__
         self._id = self._table.c[self.id_field]
         self._geom = self._table.c[self.geom]
@@ -218,9 +215,9 @@ class OneMapProvider(PostgreSQLProvider):
         else:
             raise ValueError(shape)
         statement = select(*columns).where(where).order_by(asc(self._id))
-        conn = self._engine.connect()
+        conn = self._read.connect().execution_options(isolation_level="REPEATABLE READ")
         try:
-            conn.begin()
+            conn.begin()  # a server-side cursor lives in a transaction (one snapshot for the export)
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {EXPORT_TIMEOUT_MS}")
             result = conn.execution_options(stream_results=True, max_row_buffer=batch).execute(statement)
             first = result.fetchmany(batch)
@@ -243,8 +240,7 @@ class OneMapProvider(PostgreSQLProvider):
 
     def _run(self, work):
         try:
-            with self._engine.connect() as conn:
-                return work(conn)  # statement_timeout: a connection option (see SESSION_OPTIONS)
+            return run(self._read, work)  # autocommit; statement_timeout is a session option
         except DBAPIError as exc:
             raise _query_error(exc)  # noqa: B904 (the database error stays the context)
 

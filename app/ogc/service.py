@@ -34,6 +34,7 @@ from pygeoapi.util import render_j2_template, to_json
 from werkzeug.datastructures import ImmutableMultiDict
 
 from app.db import engine
+from app.ogc.db import read_engine, run
 from app.ogc.config import INTERNAL, PUBLIC, Audience, TEMPLATES, layer_extents, pygeoapi_config
 from app.ogc.crs import CRS84, SUPPORTED_CRS
 from app.ogc import downloads
@@ -184,8 +185,8 @@ def make_blueprint(audience: Audience) -> Blueprint:
         if scheme.lower() != "bearer" or not token.strip():
             return _plain_error(401, "Unauthorized", "this service needs a department token: "
                                 "Authorization: Bearer <token>", challenge)
-        with engine().connect() as conn:
-            grant = department_tokens.verify(conn, token.strip())
+        database = read_engine(current_app.config["ONEMAP"].sqlalchemy_url)
+        grant = run(database, lambda conn: department_tokens.verify(conn, token.strip()))
         if grant is None:
             return _plain_error(401, "Unauthorized", "the token is unknown or revoked",
                                 {"WWW-Authenticate": 'Bearer realm="OneMap internal OGC API", error="invalid_token"'})
