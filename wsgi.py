@@ -1,5 +1,6 @@
-"""The one WSGI application: Flask at /. (The OGC API at /ogc and MapProxy at /tiles are
-mounted here as they arrive.)"""
+"""The one WSGI application: Flask at /, with the OGC API at /ogc and /internal/ogc, and /tiles
+(vector tiles from Flask, MapProxy mounted by a DispatcherMiddleware in `app.tiles.init_app`, so
+every `create_app()` — tests included — serves the same paths)."""
 from app import create_app
 
 app = create_app()

@@ -65,7 +65,8 @@ def tiles_group() -> None:
 
 @tiles_group.command("seed", help="Build each imagery epoch's COG and tile pyramid, and MapProxy's configuration.")
 @click.option("--epoch", "only", multiple=True, help="Only these epochs, by tile layer name (default: every imagery_epoch row).")
-def tiles_seed(only: tuple[str, ...]) -> None:
+@click.option("--if-missing", is_flag=True, help="Skip epochs whose COG and pyramid are newer than their GeoTIFF.")
+def tiles_seed(only: tuple[str, ...], if_missing: bool) -> None:
     from tiles import imagery
     tile_dir = current_app.config["TILE_DIR"]
     with engine().connect() as conn:
@@ -75,8 +76,13 @@ def tiles_seed(only: tuple[str, ...]) -> None:
         raise click.UsageError(f"unknown imagery epoch(s): {', '.join(sorted(unknown))}")
     try:
         for epoch in epochs:
-            if not only or epoch.layer in only:
-                imagery.seed_epoch(epoch, current_app.config["ONEMAP"].data_dir, tile_dir, say=click.echo)
+            data_dir = current_app.config["ONEMAP"].data_dir
+            if only and epoch.layer not in only:
+                continue
+            if if_missing and imagery.is_seeded(epoch, data_dir, tile_dir):
+                click.echo(f"tiles: {epoch.name} ({epoch.layer}): up to date")
+                continue
+            imagery.seed_epoch(epoch, data_dir, tile_dir, say=click.echo)
     except imagery.ImageryError as e:
         raise click.ClickException(str(e)) from None
     path = imagery.write_mapproxy_config(epochs, tile_dir)

@@ -76,6 +76,8 @@ def test_seed_writes_a_cog_and_a_png_pyramid(seeded, tiles_app):
             assert cog.crs.to_epsg() == 4490
         with rasterio.open(files["gpkg"]) as gpkg:
             assert gpkg.driver == "GPKG" and gpkg.crs.to_epsg() == 3857 and gpkg.overviews(1)
+    again = tiles_app.test_cli_runner().invoke(args=["tiles", "seed", "--if-missing"])
+    assert again.exit_code == 0 and again.output.count("up to date") == len(seeded), again.output
     config = (tiles_app.config["TILE_DIR"] / imagery.MAPPROXY_YAML).read_text(encoding="utf-8")
     assert "demo" not in config and all(e.layer in config for e in seeded)
 

@@ -221,3 +221,45 @@ def test_tilejson_per_vector_layer(tiles_server, token):
     assert internal["minzoom"] == style_for("land_use").min_zoom and "county_code" in internal["vector_layers"][0]["fields"]
     url = internal["tiles"][0].format(z=12, x=3448, y=1498)
     assert tiles_server.get(url.replace(tiles_server.url, ""), headers=token).status_code == 200
+
+
+def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(tiles_server, engine, token,
+                                                                               tmp_path):
+    from etl.importer import import_file
+    from etl.importer.batches import rollback_batch
+    from tests.import_fixtures import parcels, write_land_use_shp
+
+    land_use = REGISTRY["land_use"]
+    z = 15
+    with engine.connect() as conn:   # a spot inside a demo county, away from other land-use tiles' edges
+        county, lon, lat = conn.execute(text(
+            "SELECT code, ST_X(c), ST_Y(c) FROM (SELECT code, ST_PointOnSurface(geom) AS c FROM admin_division "
+            "WHERE level = 'county' ORDER BY code LIMIT 1) s")).one()
+    x, y = tile_of(lon, lat, z)
+    west = -180 + x * 360 / 2 ** z                                   # the new parcels sit inside tile x, y
+    north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / 2 ** z))))
+    geoms = parcels(2, origin=(west + 0.001, north - 0.005), size=0.0015)
+    owner = f"{county}1010010000000"
+    rows = [("TILE-T1", "T1", "0101", "水田", owner, owner), ("TILE-T2", "T2", "0702", "农村宅基地", owner, owner)]
+    shp = write_land_use_shp(tmp_path / "tiles_import.shp", geoms=geoms, rows=rows, encoding="UTF-8", keep_cpg=True)
+    here = f"/tiles/internal/vector/land_use/{z}/{x}/{y}.pbf"
+    far_row = sample(engine, land_use, f"ST_Distance(geom, ST_SetSRID(ST_MakePoint({lon}, {lat}), 4490)) > 0.5")
+    far = "/tiles/internal/vector/land_use/{}/{}/{}.pbf".format(z, *tile_of(far_row["lon"], far_row["lat"], z))
+    before = {p: tiles_server.get(p, headers=token) for p in (here, far)}
+
+    with engine.begin() as conn:
+        result = import_file(conn, "land_use", shp, user="tiles-test")
+    assert result.rows_inserted == 2, result.report
+    try:
+        after = {p: tiles_server.get(p, headers=token) for p in (here, far)}
+        imported = {f["properties"]["bsm"] for f in features_by_id(after[here].content, "land_use").values()}
+        assert {"TILE-T1", "TILE-T2"} <= imported
+        assert after[here].headers["ETag"] != before[here].headers["ETag"]
+        assert after[far].headers["ETag"] == before[far].headers["ETag"] and after[far].headers["X-Tile-Cache"] == "hit"
+    finally:
+        with engine.begin() as conn:
+            rollback_batch(conn, result.batch_id, user="tiles-test")
+            conn.execute(text("DELETE FROM import_batch_row WHERE batch_id = :b"), {"b": result.batch_id})
+            conn.execute(text("DELETE FROM import_batch WHERE id = :b"), {"b": result.batch_id})
+    restored = tiles_server.get(here, headers=token)
+    assert restored.headers["ETag"] == before[here].headers["ETag"]

@@ -72,6 +72,16 @@ def epochs(conn: Connection) -> list[Epoch]:
     return out
 
 
+def is_seeded(epoch: Epoch, data_dir: Path, tile_dir: Path) -> bool:
+    """Whether the epoch's COG and pyramid exist and are newer than its GeoTIFF."""
+    src, files = Path(data_dir) / epoch.path, epoch.files(tile_dir)
+    try:
+        source_time = src.stat().st_mtime
+        return all(files[k].stat().st_mtime >= source_time for k in ("cog", "gpkg"))
+    except OSError:
+        return False
+
+
 def seed_epoch(epoch: Epoch, data_dir: Path, tile_dir: Path, say=print) -> dict[str, Path]:
     """Write the COG and the GoogleMapsCompatible PNG pyramid of one epoch (replacing old ones)."""
     import rasterio
