@@ -7,8 +7,9 @@ Nothing here is written per layer. For each layer and audience:
 - zooms: from the layer's style `min_zoom` up to `MAX_ZOOM`;
 - attributes: below `DETAIL_ZOOM` only the label and the style's category field (what the
   map draws and labels), from `DETAIL_ZOOM` every field the audience may see;
-- geometry: a `&&` prefilter on the tile envelope (plus buffer) in EPSG:4490, simplified to
-  half a pixel of the zoom, transformed to EPSG:3857 and clipped by ST_AsMVTGeom.
+- geometry: a `&&` prefilter on the tile envelope (plus buffer) in EPSG:4490, cut to that
+  envelope, simplified to half a pixel of the zoom, transformed to EPSG:3857 and clipped by
+  ST_AsMVTGeom.
 """
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ class VectorLayer:
 
     def sql(self, z: int) -> str:
         columns = "".join(f", {_attribute(f)}" for f in self.fields(z))
-        geom = "geom" if self.layer.geometry is Geometry.POINT else "ST_Simplify(geom, :tol, true)"
+        # big polygons (provinces, counties) are cut to the buffered tile before anything else
+        geom = "geom" if self.layer.geometry is Geometry.POINT else \
+            "ST_Simplify(ST_ClipByBox2D(geom, env.e4490), :tol, true)"
         return (
             "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e3857, "
             "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490) AS e4490) "
