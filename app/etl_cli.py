@@ -100,3 +100,40 @@ def etl_export(layer: str, file: Path, county: str | None, bbox: str | None, enc
     except (ImportFailed, UnknownLayer) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{file}: {n} features of {layer}")
+
+
+@etl_group.command("imagery-register", help="Register GeoTIFF FILE as a new imagery epoch.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Epoch name (unique), e.g. changchun_2026.")
+@click.option("--acquired-on", required=True, type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD")
+@click.option("--sensor")
+def etl_imagery_register(file: Path, name: str, acquired_on, sensor: str | None) -> None:
+    from etl.imagery import ImageryError, register_epoch
+    try:
+        with engine().begin() as conn:
+            epoch_id = register_epoch(conn, file, name, acquired_on.date(), sensor=sensor)
+    except ImageryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{file.name}: imagery epoch {name!r} registered (id {epoch_id})")
+
+
+@etl_group.command("changes", help="Derive change patches from two classified epochs BEFORE and AFTER "
+                                   "(one band of GB/T 21010 codes as integers, same grid).")
+@click.argument("before", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("after", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--batch", required=True, help="Monitoring batch (监测批次), e.g. 2026Q2.")
+@click.option("--epoch-before", required=True)
+@click.option("--epoch-after", required=True)
+@click.option("--detected-on", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--min-pixels", type=int, default=1, show_default=True, help="Drop patches smaller than this.")
+def etl_changes(before: Path, after: Path, batch: str, epoch_before: str, epoch_after: str, detected_on,
+                min_pixels: int) -> None:
+    from etl.imagery import ImageryError, derive_change_patches
+    try:
+        with engine().begin() as conn:
+            s = derive_change_patches(conn, before, after, batch=batch, epoch_before=epoch_before,
+                                      epoch_after=epoch_after, detected_on=detected_on.date(), min_pixels=min_pixels)
+    except ImageryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"batch {batch}: {s.patches} change patches, {s.area_m2 / 10_000:,.2f} ha"
+               + (f"; {s.outside_counties} outside every county dropped" if s.outside_counties else ""))

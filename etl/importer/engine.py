@@ -86,7 +86,7 @@ def import_file(conn: Connection, layer_name: str, path: Path | str, *, county: 
             result = _run(conn, layer, source, name, sha, county, crs, user, progress)
             if dry_run:
                 savepoint.rollback()
-                result.status, result.batch_id = "dry-run", None
+                result.status, result.batch_id, result.rows_inserted = "dry-run", None, 0
             else:
                 savepoint.commit()
             return result
