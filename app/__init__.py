@@ -19,6 +19,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.home import bp as home_bp
     app.register_blueprint(health_bp)
     app.register_blueprint(home_bp)
+    from app.upload import bp as upload_bp
+    app.register_blueprint(upload_bp)   # /upload: the clerks' submissions (etl.importer)
 
     from app import ogc
     ogc.init_app(app)  # /ogc (public) and /internal/ogc (department tokens)
