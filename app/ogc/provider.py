@@ -28,7 +28,7 @@ from typing import Iterator
 
 from pygeoapi.provider.base import ProviderGenericError, ProviderItemNotFoundError, ProviderQueryError
 from pygeoapi.provider.sql import PostgreSQLProvider
-from sqlalchemy import JSON, Date, DateTime, Text, and_, asc, cast, desc, func, literal, select, true
+from sqlalchemy import Date, DateTime, Text, and_, asc, cast, desc, func, literal_column, select, true
 from sqlalchemy.exc import DBAPIError
 
 from app.ogc.cql2 import FilterError, compile_filter, parse_json, parse_text
@@ -156,18 +156,20 @@ class OneMapProvider(PostgreSQLProvider):
         return and_(true() if start is None else column >= start, true() if end is None else column <= end)
 
     def _feature_json(self, select_properties, skip_geometry, crs_transform_spec):
+        """One GeoJSON Feature as text, built by PostgreSQL by concatenation: the geometry's
+        GeoJSON text is not re-parsed as json (a cast to json costs as much as the rest), and
+        the fixed parts are SQL literals rather than bind parameters."""
         names = [c for c in self._columns if c != self.id_field]
         if select_properties:
             names = [n for n in names if n in set(select_properties)]
         properties = func.json_build_object(*chain.from_iterable(
-            (literal(n, Text), self._columns[n]) for n in names))
+            (_sql_text(n), self._columns[n]) for n in names))
         if skip_geometry:
-            geometry = literal(None, JSON)
+            geometry = _sql_text("null")
         else:
-            geometry = cast(self._geometry_geojson(crs_transform_spec), JSON)
-        return cast(func.json_build_object(
-            literal("type", Text), literal("Feature", Text), literal("id", Text), self._id,
-            literal("geometry", Text), geometry, literal("properties", Text), properties), Text)
+            geometry = func.coalesce(self._geometry_geojson(crs_transform_spec), _sql_text("null"))
+        return (_sql_text('{"type":"Feature","id":') + cast(self._id, Text) + _sql_text(',"geometry":')
+                + geometry + _sql_text(',"properties":') + cast(properties, Text) + _sql_text("}"))
 
     def _geometry_geojson(self, crs_transform_spec):
         try:
@@ -254,6 +256,13 @@ def _query_error(exc: DBAPIError) -> ProviderGenericError:
     if code == "57014":
         return BadQuery("the query took too long; narrow it with bbox, datetime or filter")
     return ProviderQueryError(user_msg="database error (logged)")
+
+
+def _sql_text(value: str):
+    """A constant string as an SQL literal (for the fixed parts of the GeoJSON and the property
+    names, which are identifiers reflected from the table)."""
+    assert "%" not in value, value  # psycopg2 would read it as a placeholder
+    return literal_column("'" + value.replace("'", "''") + "'", Text)
 
 
 def _instant(text: str) -> date | datetime:
