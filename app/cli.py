@@ -85,5 +85,8 @@ def tiles_seed(only: tuple[str, ...], if_missing: bool) -> None:
             imagery.seed_epoch(epoch, data_dir, tile_dir, say=click.echo)
     except imagery.ImageryError as e:
         raise click.ClickException(str(e)) from None
-    path = imagery.write_mapproxy_config(epochs, tile_dir)
-    click.echo(f"tiles: MapProxy configuration {path} ({len(epochs)} epochs)")
+    ready = [e for e in epochs if e.files(tile_dir)["gpkg"].exists()]
+    for epoch in set(epochs) - set(ready):
+        click.echo(f"tiles: {epoch.name} ({epoch.layer}): not seeded yet, left out of MapProxy")
+    path = imagery.write_mapproxy_config(ready, tile_dir)
+    click.echo(f"tiles: MapProxy configuration {path} ({len(ready)} epochs)")

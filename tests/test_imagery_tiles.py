@@ -211,3 +211,12 @@ def test_a_new_epoch_needs_only_a_row_and_a_seed(seeded, tiles_app, tiles_server
             conn.execute(text("DELETE FROM imagery_epoch WHERE name = '2027年度测试'"))
         (demo_data_dir / "imagery" / "tile_test_2027.tif").unlink()
         tiles_app.test_cli_runner().invoke(args=["tiles", "seed", "--epoch", seeded[0].layer])
+
+
+def test_before_any_seed_mapproxy_paths_say_what_to_run(test_settings, tmp_path):
+    from app import create_app
+    from app.tiles import set_tile_dir
+    app = create_app(test_settings)
+    set_tile_dir(app, tmp_path)
+    r = app.test_client().get("/tiles/wmts/1.0.0/WMTSCapabilities.xml")
+    assert r.status_code == 503 and b"tiles seed" in r.data
