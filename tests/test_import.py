@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import zipfile
 
+import numpy as np
+import pyogrio.raw
 import pytest
 import shapely
 from sqlalchemy import text
@@ -217,9 +219,12 @@ def test_geopackage_and_dry_run(db, tmp_path):
     fields = {"bsm": ["G1", "G2"], "parcel_no": ["1", "2"], "class_code": ["0301", "0404"],
               "class_name": ["乔木林地", "其他草地"], "county_code": [COUNTY, COUNTY]}
     path = write_vector(tmp_path / "lu.gpkg", parcels(2), fields, "GPKG", geometry_type="Polygon")
+    pyogrio.raw.write(str(path), np.array([shapely.to_wkb(shapely.Point(125.2, 43.7))], dtype=object), [],
+                      fields=[], layer="notes", geometry_type="Point", crs="EPSG:4490", driver="GPKG", append=True)
     before = snapshot(db)
     dry = import_file(db, "land_use", path, dry_run=True)
     assert dry.status == "dry-run" and dry.rows_read == 2 and snapshot(db) == before
+    assert any("holds 2 layers; read the first, 'lu'" in r["problem"] for r in dry.report)
     result = import_file(db, "land_use", path)
     assert result.rows_inserted == 2
     assert [r.class_name for r in stored(db, "G")] == ["乔木林地", "其他草地"]

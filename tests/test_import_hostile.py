@@ -125,3 +125,14 @@ def test_garbage_in_a_known_format(db, tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ReadFailed, match=r"notes.docx: unsupported format .docx"):
         import_file(db, "land_use", other)
+
+
+def test_csv_cell_beyond_the_field_limit_and_ragged_rows(db, tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("BSM,WKT\nL1,\"" + "POINT (1 2)" + " " * 200_000 + "\"\n", encoding="utf-8")
+    with pytest.raises(ReadFailed, match=r"long.csv: line \d+: field larger than field limit"):
+        import_file(db, "land_use", path)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("BSM,WKT\nR1,POINT (1 2),extra\n", encoding="utf-8")
+    with pytest.raises(ReadFailed, match="ragged.csv: row 1 has 3 cells, the header 2"):
+        import_file(db, "land_use", ragged)

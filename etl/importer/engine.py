@@ -182,7 +182,8 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         geoms = _to_storage(geoms, epsg)          # pyproj on whole coordinate arrays
     hexes = shapely.to_wkb(shapely.set_srid(geoms, STORAGE_SRID), hex=True, include_srid=True).tolist()
     stage.copy_rows(cur, [f.name for f in staged],
-                    [values.get(f.name, [None] * n) if f.name in values else [None] * n for f in staged], hexes, rows)
+                    [values.get(f.name, [None] * n) if f.name in values else [None] * n for f in staged], hexes, rows,
+                    progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
     _apply_fill(cur, layer, fill, county)
 
     progress(f"{name}: validating")

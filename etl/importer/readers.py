@@ -140,6 +140,8 @@ def _read_vector(path: Path, display: str, max_features: int) -> Source:
         layers = pyogrio.list_layers(path)
         if len(layers) == 0:
             raise ReadFailed(f"{display}: holds no layer")
+        if len(layers) > 1:
+            notes.append(f"the file holds {len(layers)} layers; read the first, {layers[0][0]!r}")
         info = pyogrio.read_info(path, layer=0, encoding=encoding)
         if info["features"] > max_features:
             raise ReadFailed(f"{display}: {info['features']:,d} features, more than the limit of {max_features:,d}")
@@ -214,9 +216,23 @@ def _read_csv(path: Path, display: str, max_features: int) -> Source:
     columns: dict[str, list] = {h: [] for i, h in enumerate(header) if i not in geom_cols}
     geoms: list = []
     problems: list[str] = []
-    for n, row in enumerate(rows, start=1):
+    try:
+        _csv_rows(rows, header, geom_cols, wkt_col, xy, columns, geoms, problems, display, max_features)
+    except csv.Error as exc:      # e.g. a cell beyond csv.field_size_limit, a NUL byte
+        raise ReadFailed(f"{display}: line {rows.line_num}: {exc}") from None
+    if not geoms:
+        raise ReadFailed(f"{display}: no data rows")
+    src = Source(display, columns, np.array(geoms, dtype=object), encoding=encoding,
+                 surveyor_axes=xy is not None and xy[2] in SURVEYOR_XY, notes=[f"encoding {encoding}"])
+    src.notes.extend(problems)
+    return src
+
+
+def _csv_rows(rows, header, geom_cols, wkt_col, xy, columns, geoms, problems, display, max_features) -> None:
+    for row in rows:
         if not any(cell.strip() for cell in row):
             continue
+        n = len(geoms) + 1          # the record number the report uses (blank lines not counted)
         if len(geoms) >= max_features:
             raise ReadFailed(f"{display}: more than the limit of {max_features:,d} rows")
         if len(row) != len(header):
@@ -225,12 +241,6 @@ def _read_csv(path: Path, display: str, max_features: int) -> Source:
             if i not in geom_cols:
                 columns[h].append(row[i].strip() or None)
         geoms.append(_csv_geometry(row, wkt_col, xy, n, problems))
-    if not geoms:
-        raise ReadFailed(f"{display}: no data rows")
-    src = Source(display, columns, np.array(geoms, dtype=object), encoding=encoding,
-                 surveyor_axes=xy is not None and xy[2] in SURVEYOR_XY, notes=[f"encoding {encoding}"])
-    src.notes.extend(problems)
-    return src
 
 
 def _csv_geometry(row, wkt_col, xy, n, problems):

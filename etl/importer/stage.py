@@ -59,7 +59,8 @@ def _cell(value) -> str:
     return s
 
 
-def copy_rows(cur, field_names: list[str], columns: list[list], geoms_hex: list, rows: list[int]) -> None:
+def copy_rows(cur, field_names: list[str], columns: list[list], geoms_hex: list, rows: list[int],
+              progress=lambda done, total: None) -> None:
     """COPY in slices of 50,000 rows so the text buffer stays small."""
     names = ["row_no", *field_names, "geom"]
     step = 50_000
@@ -70,6 +71,7 @@ def copy_rows(cur, field_names: list[str], columns: list[list], geoms_hex: list,
             buf.write("\n")
         buf.seek(0)
         cur.copy_expert(f"COPY {STAGE} ({', '.join(names)}) FROM STDIN", buf)
+        progress(min(start + step, len(rows)), len(rows))
 
 
 def cast_sql(f: Field, expr: str | None = None) -> str:
