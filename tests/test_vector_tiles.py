@@ -263,3 +263,24 @@ def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(ti
             conn.execute(text("DELETE FROM import_batch WHERE id = :b"), {"b": result.batch_id})
     restored = tiles_server.get(here, headers=token)
     assert restored.headers["ETag"] == before[here].headers["ETag"]
+
+
+def test_decoded_geometry_sits_where_postgis_has_it(tiles_server, engine):
+    from pyproj import Transformer
+    row = sample(engine, REGISTRY["hazard_point"])
+    z = 14
+    x, y = tile_of(row["lon"], row["lat"], z)
+    body = tiles_server.get(f"/tiles/vector/hazard_point/{z}/{x}/{y}.pbf").content
+    decoded = mapbox_vector_tile.decode(body, default_options={"y_coord_down": True})
+    point = next(f for f in decoded["hazard_point"]["features"] if f["id"] == row["id"])["geometry"]
+    assert point["type"] == "Point"
+    mx, my = Transformer.from_crs(4490, 3857, always_xy=True).transform(row["lon"], row["lat"])
+    size = 2 * 20037508.342789244 / 2 ** z
+    px = (mx - (-20037508.342789244 + x * size)) / size * 4096
+    py = ((20037508.342789244 - y * size) - my) / size * 4096
+    assert point["coordinates"] == pytest.approx([px, py], abs=1.0)
+    parcel = sample(engine, REGISTRY["plan_zone"])
+    px_, py_ = tile_of(parcel["lon"], parcel["lat"], 12)
+    body = tiles_server.get(f"/tiles/vector/plan_zone/12/{px_}/{py_}.pbf").content
+    shape = next(f for f in decode(body)["plan_zone"]["features"] if f["id"] == parcel["id"])["geometry"]
+    assert shape["type"] in ("Polygon", "MultiPolygon")
