@@ -63,6 +63,9 @@ class QueryExtras:
 
 REQUEST_EXTRAS: ContextVar[QueryExtras] = ContextVar("onemap_ogc_request_extras", default=QueryExtras())
 
+# Compiled feature expressions per (database, schema.table): providers are built anew per request.
+_FEATURE_SQL: dict[tuple, dict[tuple, object]] = {}
+
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -71,6 +74,8 @@ class OneMapProvider(PostgreSQLProvider):
         super().__init__(provider_def)  # pygeoapi's engine: reflection only
         self._read = read_engine(self._engine.url.render_as_string(hide_password=False))
         self._table = self.table_model.__table__
+        self._feature_sql: dict[tuple, object] = _FEATURE_SQL.setdefault(
+            (str(self._read.url), self._table.fullname), {})
         self._id = self._table.c[self.id_field]
         self._geom = self._table.c[self.geom]
         self._columns = {c.name: c for c in self._table.c if c.name not in (self.geom,)}
@@ -89,7 +94,7 @@ class OneMapProvider(PostgreSQLProvider):
 
         feature = self._feature_json(select_properties, skip_geometry, crs_transform_spec)
         order = [(asc if s["order"] == "+" else desc)(self._table.c[s["property"]]) for s in sortby]
-        statement = (select(feature).where(where).order_by(*order, asc(self._id))
+        statement = (select(feature).select_from(self._table).where(where).order_by(*order, asc(self._id))
                      .offset(offset).limit(limit))
         rows = self._run(lambda conn: conn.execute(statement).scalars().all())
         if extras.raw is not None:
@@ -108,7 +113,8 @@ class OneMapProvider(PostgreSQLProvider):
         except (TypeError, ValueError):
             raise ProviderItemNotFoundError(user_msg=f"no feature {identifier!r} in this collection") from None
         feature = self._feature_json([], False, crs_transform_spec)
-        row = self._run(lambda conn: conn.execute(select(feature).where(self._id == key)).scalar_one_or_none())
+        row = self._run(lambda conn: conn.execute(
+            select(feature).select_from(self._table).where(self._id == key)).scalar_one_or_none())
         if row is None:
             raise ProviderItemNotFoundError(user_msg=f"no feature {identifier!r} in this collection")
         return json.loads(row)
@@ -158,7 +164,23 @@ class OneMapProvider(PostgreSQLProvider):
     def _feature_json(self, select_properties, skip_geometry, crs_transform_spec):
         """One GeoJSON Feature as text, built by PostgreSQL by concatenation: the geometry's
         GeoJSON text is not re-parsed as json (a cast to json costs as much as the rest), and
-        the fixed parts are SQL literals rather than bind parameters."""
+        the fixed parts are SQL literals rather than bind parameters.
+
+        The expression has no parameters, so it is compiled to SQL once per shape (properties,
+        geometry or not, CRS) and reused as a literal column: building and compiling it was
+        most of the Python time of a request."""
+        target = crs_transform_spec.target_crs_uri if crs_transform_spec else None
+        key = (tuple(select_properties or ()), bool(skip_geometry), target)
+        cached = self._feature_sql.get(key)
+        if cached is None:
+            expression = self._build_feature_json(select_properties, skip_geometry, crs_transform_spec)
+            sql = str(expression.compile(dialect=self._read.dialect, compile_kwargs={"literal_binds": True}))
+            cached = literal_column(sql, Text)
+            if len(self._feature_sql) < 256:
+                self._feature_sql[key] = cached
+        return cached
+
+    def _build_feature_json(self, select_properties, skip_geometry, crs_transform_spec):
         names = [c for c in self._columns if c != self.id_field]
         if select_properties:
             names = [n for n in names if n in set(select_properties)]
@@ -216,7 +238,7 @@ class OneMapProvider(PostgreSQLProvider):
                        func.ST_AsBinary(self._geometry_in(out, flip=False))]
         else:
             raise ValueError(shape)
-        statement = select(*columns).where(where).order_by(asc(self._id))
+        statement = select(*columns).select_from(self._table).where(where).order_by(asc(self._id))
         conn = self._read.connect().execution_options(isolation_level="REPEATABLE READ")
         try:
             conn.begin()  # a server-side cursor lives in a transaction (one snapshot for the export)
