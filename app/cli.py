@@ -90,3 +90,14 @@ def tiles_seed(only: tuple[str, ...], if_missing: bool) -> None:
         click.echo(f"tiles: {epoch.name} ({epoch.layer}): not seeded yet, left out of MapProxy")
     path = imagery.write_mapproxy_config(ready, tile_dir)
     click.echo(f"tiles: MapProxy configuration {path} ({len(ready)} epochs)")
+
+
+@tiles_group.command("prune", help="Forget old changed boxes of the vector tile cache (tiles cached before are re-rendered).")
+@click.option("--older-than-days", type=float, default=7.0, show_default=True)
+def tiles_prune(older_than_days: float) -> None:
+    from tiles import changes
+    with engine().begin() as conn:
+        pruned = changes.prune(conn, older_than_days)
+    for layer, count in pruned.items():
+        click.echo(f"tiles: {layer}: {count} changed boxes pruned")
+    click.echo(f"tiles: pruned {sum(pruned.values())} changed boxes")

@@ -284,3 +284,23 @@ def test_decoded_geometry_sits_where_postgis_has_it(tiles_server, engine):
     body = tiles_server.get(f"/tiles/vector/plan_zone/12/{px_}/{py_}.pbf").content
     shape = next(f for f in decode(body)["plan_zone"]["features"] if f["id"] == parcel["id"])["geometry"]
     assert shape["type"] in ("Polygon", "MultiPolygon")
+
+
+def test_pruned_change_boxes_make_older_cached_tiles_render_again(tiles_app, tiles_server, engine):
+    row = sample(engine, REGISTRY["hazard_point"])
+    x, y = tile_of(row["lon"], row["lat"], 13)
+    path = f"/tiles/vector/hazard_point/13/{x}/{y}.pbf"
+    before = tiles_server.get(path)
+    with engine.begin() as conn:       # a change far away: the cached tile stays valid ...
+        conn.execute(text("UPDATE hazard_point SET name = name WHERE id = (SELECT max(id) FROM hazard_point "
+                          "WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)) > 1)"),
+                     {"lon": row["lon"], "lat": row["lat"]})
+        conn.execute(text("UPDATE tile_state.change SET changed_at = now() - interval '30 days' "
+                          "WHERE layer = 'hazard_point'"))
+    result = tiles_app.test_cli_runner().invoke(args=["tiles", "prune", "--older-than-days", "7"])
+    assert result.exit_code == 0 and "hazard_point:" in result.output, result.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM tile_state.change WHERE layer = 'hazard_point'")).scalar() == 0
+    after = tiles_server.get(path)      # ... but with its boxes gone it cannot be judged: rendered again
+    assert after.headers["X-Tile-Cache"] == "miss" and after.headers["ETag"] == before.headers["ETag"]
+    assert tiles_server.get(path).headers["X-Tile-Cache"] == "hit"

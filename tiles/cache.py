@@ -45,13 +45,14 @@ class VectorTileCache:
     def get(self, conn: Connection, vl: VectorLayer, z: int, x: int, y: int) -> CachedTile:
         vl.check(z, x, y)
         path = self.path(vl, z, x, y)
-        version = changes.layer_version(conn, vl.name)   # read before rendering: see tiles.changes
+        # read before rendering: see tiles.changes
+        version, pruned_through = changes.layer_version(conn, vl.name)
         cached = self._read(path)
         if cached is not None:
             data, at = cached
             if at == version:
                 return CachedTile(data, etag_of(data), True)
-            if at < version and not changes.changed_since(conn, vl.name, at, z, x, y, MARGIN):
+            if pruned_through <= at < version and not changes.changed_since(conn, vl.name, at, z, x, y, MARGIN):
                 _write(path, _HEADER.pack(version) + data)
                 return CachedTile(data, etag_of(data), True)
         data = vl.render(conn, z, x, y)

@@ -9,7 +9,8 @@ one box over the province. TRUNCATE records the whole world.
 The version row is updated under its row lock, so versions of one layer commit in order: a
 tile rendered after reading version V has seen every change up to V, and any change it
 missed carries a version > V. A cached tile of version V is still valid exactly when no
-change with version > V has a box touching the tile (with its buffer).
+change with version > V has a box touching the tile (with its buffer). `prune` deletes old
+boxes and records through which version; a tile cached before that is re-rendered.
 """
 from __future__ import annotations
 
@@ -93,8 +94,30 @@ def detach_change_triggers(execute: Callable[[str], object], tables: list[str] |
             execute(f'DROP TRIGGER IF EXISTS "{name}" ON {table}')
 
 
-def layer_version(conn: Connection, layer: str) -> int:
-    return conn.execute(text("SELECT version FROM tile_state.layer_version WHERE layer = :l"), {"l": layer}).scalar() or 0
+def layer_version(conn: Connection, layer: str) -> tuple[int, int]:
+    """(the layer's version, the version through which its change boxes were pruned)."""
+    row = conn.execute(text("SELECT version, pruned_through FROM tile_state.layer_version WHERE layer = :l"),
+                       {"l": layer}).first()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def prune(conn: Connection, older_than_days: float) -> dict[str, int]:
+    """Delete the change boxes older than the given age; returns the boxes deleted per layer.
+
+    A layer's boxes go up to a whole version (never half a statement's boxes), and
+    `pruned_through` records it: a cached tile checked before that version can no longer be
+    judged, so the cache re-renders it (its ETag stays when its bytes do).
+    """
+    rows = conn.execute(text(
+        "WITH cut AS (SELECT layer, max(version) AS through FROM tile_state.change "
+        "             WHERE changed_at < now() - make_interval(secs => :s) GROUP BY layer), "
+        "marked AS (UPDATE tile_state.layer_version v SET pruned_through = greatest(v.pruned_through, cut.through) "
+        "           FROM cut WHERE v.layer = cut.layer RETURNING v.layer, v.pruned_through), "
+        "gone AS (DELETE FROM tile_state.change c USING marked m "
+        "         WHERE c.layer = m.layer AND c.version <= m.pruned_through RETURNING c.layer) "
+        "SELECT layer, count(*) FROM gone GROUP BY layer ORDER BY layer"),
+        {"s": older_than_days * 86400.0}).all()
+    return {layer: n for layer, n in rows}
 
 
 def changed_since(conn: Connection, layer: str, version: int, z: int, x: int, y: int, margin: float) -> bool:
