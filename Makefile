@@ -16,6 +16,7 @@ db: bootstrap
 
 run: db
 	@$(FLASK) demo load --if-empty
+	@$(FLASK) tiles seed --if-missing
 	@bin/serve start
 
 test: db
