@@ -191,13 +191,15 @@ def test_csv_with_chinese_headers_and_lon_lat_in_gbk(db, tmp_path):
     path = tmp_path / "隐患点.csv"
     path.write_text("隐患点编号,名称,灾害类型,险情等级,威胁人数,经度,纬度,县级行政区代码\n"
                     "H001,东山滑坡,滑坡,中型,12,125.21,43.71,229901\n"
-                    "H002,西沟泥石流,debris_flow,small,,125.22,43.72,229901\n", encoding="gbk")
+                    "H002,西沟泥石流,debris_flow,small,,125.22,43.72,229901\n"
+                    'H003,"北坡\\崩塌\t第二\n段",崩塌,小型,1,125.23,43.73,229901\n', encoding="gbk")
     result = import_file(db, "hazard_point", path)
-    assert result.rows_inserted == 2
+    assert result.rows_inserted == 3
     rows = db.execute(text("SELECT hazard_no, name, hazard_type, risk_level, threatened_people, ST_X(geom), ST_Y(geom) "
                            "FROM hazard_point WHERE hazard_no LIKE 'H00%' ORDER BY 1")).all()
     assert [tuple(r) for r in rows] == [("H001", "东山滑坡", "landslide", "medium", 12, 125.21, 43.71),
-                                        ("H002", "西沟泥石流", "debris_flow", "small", None, 125.22, 43.72)]
+                                        ("H002", "西沟泥石流", "debris_flow", "small", None, 125.22, 43.72),
+                                        ("H003", "北坡\\崩塌\t第二\n段", "rockfall", "small", 1, 125.23, 43.73)]
 
 
 def test_csv_with_wkt_and_surveyor_xy(db, tmp_path):

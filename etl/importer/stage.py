@@ -50,28 +50,32 @@ def create(cur, fields: Iterable[Field]) -> None:
                 f"geom geometry) ON COMMIT DROP")
 
 
-def _cell(value) -> str:
-    if value is None:
-        return r"\N"
-    s = str(value)
-    if any(ch in s for ch in "\\\t\n\r"):
-        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return s
+def _escaped(values: list) -> list[str]:
+    """One column as COPY text cells: \\N for NULL, backslash escapes."""
+    out = []
+    for v in values:
+        if v is None:
+            out.append("\\N")
+            continue
+        v = str(v)
+        if "\\" in v or "\t" in v or "\n" in v or "\r" in v:
+            v = v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        out.append(v)
+    return out
 
 
 def copy_rows(cur, field_names: list[str], columns: list[list], geoms_hex: list, rows: list[int],
               progress=lambda done, total: None) -> None:
-    """COPY in slices of 50,000 rows so the text buffer stays small."""
+    """COPY in slices of 50,000 rows so the text buffer stays small; cells are built column by column."""
     names = ["row_no", *field_names, "geom"]
     step = 50_000
     for start in range(0, len(rows), step):
-        buf = io.StringIO()
-        for i in range(start, min(start + step, len(rows))):
-            buf.write("\t".join([str(rows[i]), *(_cell(col[i]) for col in columns), _cell(geoms_hex[i])]))
-            buf.write("\n")
-        buf.seek(0)
+        end = min(start + step, len(rows))
+        cols = [[str(r) for r in rows[start:end]], *(_escaped(col[start:end]) for col in columns),
+                _escaped(geoms_hex[start:end])]
+        buf = io.StringIO("\n".join(map("\t".join, zip(*cols))) + "\n")
         cur.copy_expert(f"COPY {STAGE} ({', '.join(names)}) FROM STDIN", buf)
-        progress(min(start + step, len(rows)), len(rows))
+        progress(end, len(rows))
 
 
 def cast_sql(f: Field, expr: str | None = None) -> str:
