@@ -5,7 +5,7 @@ SHELL := /bin/bash
 FLASK := .venv/bin/flask --app wsgi
 export PORT ?= 8000
 
-.PHONY: run test stop bootstrap db clean
+.PHONY: run test stop bootstrap db bench clean
 
 bootstrap:
 	@bin/bootstrap all
@@ -21,6 +21,9 @@ run: db
 
 test: db
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: db
+	@benchmarks/run
 
 stop:
 	@bin/serve stop
