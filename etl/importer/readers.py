@@ -194,7 +194,8 @@ def _as_text(values: np.ndarray) -> list:
 
 # --- CSV ----------------------------------------------------------------------------------------
 
-def _read_csv(path: Path, display: str, max_features: int) -> Source:
+def _read_text(path: Path, display: str) -> tuple[str, str]:
+    """A text file (CSV, corner list) decoded as UTF-8 (BOM dropped), GBK or GB18030."""
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -202,7 +203,12 @@ def _read_csv(path: Path, display: str, max_features: int) -> Source:
         encoding = _decode_guess(raw)
     except ReadFailed:
         raise ReadFailed(f"{display}: the text is neither UTF-8, GBK nor GB18030") from None
-    rows = csv.reader(io.StringIO(raw.decode(encoding), newline=""))
+    return raw.decode(encoding), encoding
+
+
+def _read_csv(path: Path, display: str, max_features: int) -> Source:
+    text, encoding = _read_text(path, display)
+    rows = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(rows)]
     except StopIteration:
@@ -265,23 +271,12 @@ def _csv_geometry(row, wkt_col, xy, n, problems):
 HEADER_LINE = re.compile(r"^#\s*([^:=：]+?)\s*[:=：]\s*(.*?)\s*$")
 
 
-def corner_text(path: Path, display: str) -> tuple[str, str]:
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        encoding = _decode_guess(raw)
-    except ReadFailed:
-        raise ReadFailed(f"{display}: the text is neither UTF-8, GBK nor GB18030") from None
-    return raw.decode(encoding), encoding
-
-
 def _read_corners(path: Path, display: str) -> Source:
     """One feature: the attributes from `# 字段: 值` lines, the boundary from the corners.
 
     The corners stay in their Gauss-Krüger CRS here (converted by the engine, which knows the
     declared county for a missing zone prefix); the text is kept for the `corners` field."""
-    text, encoding = corner_text(path, display)
+    text, encoding = _read_text(path, display)
     attrs: dict[str, list] = {}
     for line in text.splitlines():
         m = HEADER_LINE.match(line.strip())
