@@ -15,6 +15,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app import db
     db.init_app(app)
 
+    from app import auth
+    auth.init_app(app)  # staff login, sessions, CSRF: /login, /logout, /api/session
+
     from app.health import bp as health_bp
     from app.home import bp as home_bp
     app.register_blueprint(health_bp)

@@ -18,6 +18,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(tiles_group)
     from app.etl_cli import etl_group
     app.cli.add_command(etl_group)
+    from app.users_cli import users_group
+    app.cli.add_command(users_group)
 
 
 @click.group("db", help="Database schema (Alembic migrations derived from the layer registry).")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from app.auth import login_required
 from app.db import engine
 from layers import REGISTRY
 from services.health import layer_counts
@@ -11,6 +12,7 @@ bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
+@login_required()
 def index():
     with engine().connect() as conn:
         counts = layer_counts(conn)

@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from app.auth import current_user
 from app.db import engine
 from config.settings import ROOT
 from services import department_tokens
@@ -45,7 +46,9 @@ def _error(status: int, message: str, headers: dict | None = None) -> Response:
 
 
 def _authorise(layer: str) -> Response | None:
-    """None when the bearer token grants `layer`, else the 401/403 response."""
+    """None when the bearer token grants `layer` (or a staff session, without a token, reads), else 401/403."""
+    if not request.headers.get("Authorization") and current_user:
+        return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _error(401, "internal tiles need a department token: Authorization: Bearer <token>",

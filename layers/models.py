@@ -7,7 +7,7 @@ Alembic migrations are generated from this metadata and checked against it by th
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
-from sqlalchemy import (ARRAY, BigInteger, Boolean, Column, Date, DateTime, Double, ForeignKey, Identity,
+from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, Double, ForeignKey, Identity,
                         Integer, MetaData, SmallInteger, Table, Text, UniqueConstraint, func)
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -111,4 +111,29 @@ import_batch_row = Table(
     Column("batch_id", BigInteger, ForeignKey("import_batch.id"), primary_key=True),
     Column("row_id", BigInteger, primary_key=True),
     comment="The layer-table ids a batch inserted (for rollback).",
+)
+
+# Staff accounts (工作人员账号): see services/accounts.py. The password is stored only as an
+# argon2id hash; `session_epoch` grows when the password changes or the account is disabled,
+# which ends every session opened before.
+STAFF_ROLES = ("admin", "supervisor", "inspector", "clerk")
+
+staff_user = Table(
+    "staff_user", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    Column("display_name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("region_code", Text, nullable=False, comment="GB/T 2260 code of the user's scope (province, city or county)"),
+    Column("password_hash", Text, nullable=False, comment="argon2id; the password itself is never stored"),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_login_at", DateTime(timezone=True)),
+    CheckConstraint(f"role IN ({', '.join(repr(r) for r in STAFF_ROLES)})", name="ck_staff_user_role"),
+    CheckConstraint("region_code ~ '^[1-9][0-9]{5}$'", name="ck_staff_user_region_code"),
+    CheckConstraint("username = lower(username)", name="ck_staff_user_username_lower"),
+    comment="工作人员账号 Staff accounts: role, region scope, password hash, lock-out state.",
 )

@@ -3,7 +3,8 @@
 - `/ogc` public: published layers only, read through the `pub` views (public fields and rows);
 - `/internal/ogc`: every layer and field; `Authorization: Bearer <department token>` required,
   and a token sees and reads only the collections it was granted (401 without a valid token,
-  403 for a collection not granted).
+  403 for a collection not granted). A logged-in staff session (no Authorization header) is
+  the second way in, and sees every collection.
 
 Each audience has its own `pygeoapi.api.API` built from the registry (`app.ogc.config`) for
 the URL it is reached at and, internally, for the grant set of the token. Before handing an
@@ -33,6 +34,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import render_j2_template, to_json
 from werkzeug.datastructures import ImmutableMultiDict
 
+from app.auth import current_user
 from app.db import engine
 from app.ogc.db import read_engine, run
 from app.ogc.config import INTERNAL, PUBLIC, Audience, TEMPLATES, layer_extents, pygeoapi_config
@@ -180,6 +182,9 @@ def make_blueprint(audience: Audience) -> Blueprint:
         if not audience.needs_token or request.endpoint == f"{bp.name}.static_asset":
             return None
         header = request.headers.get("Authorization", "")
+        if not header and current_user:     # a logged-in staff member sees every layer
+            g.ogc_collections = None
+            return None
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="OneMap internal OGC API"'}
         if scheme.lower() != "bearer" or not token.strip():
