@@ -22,20 +22,22 @@ def _echo_report(report: list[dict], limit: int = 200) -> None:
         click.echo(f"  … {len(report) - limit} more entries (stored with the batch)")
 
 
-@etl_group.command("import", help="Import FILE (.zip, .shp, .gpkg, .geojson, .csv, corner .txt) into LAYER.")
+@etl_group.command("import", help="Import FILE (.zip, .shp, .gpkg, .geojson, .csv, .xlsx, corner .txt) into LAYER.")
 @click.argument("layer")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--county", help="The submitting county (GB/T 2260 code): fills county_code, checks locations, "
                                 "gives the zone of unprefixed Gauss-Krüger eastings.")
 @click.option("--crs", type=int, help="EPSG code of the file's coordinates (overrides .prj; checked against them).")
+@click.option("--sheet", help="The .xlsx sheet to read (default: the only sheet with a geometry column).")
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
 @click.option("--user", help="Who imports (default: the login name).")
-def etl_import(layer: str, file: Path, county: str | None, crs: int | None, dry_run: bool, user: str | None) -> None:
+def etl_import(layer: str, file: Path, county: str | None, crs: int | None, sheet: str | None, dry_run: bool,
+               user: str | None) -> None:
     from etl.importer import BatchRejected, ImportFailed, import_file
     from layers.registry import UnknownLayer
     try:
         with engine().begin() as conn:
-            result = import_file(conn, layer, file, county=county, crs=crs, dry_run=dry_run, user=user,
+            result = import_file(conn, layer, file, county=county, crs=crs, sheet=sheet, dry_run=dry_run, user=user,
                                  progress=lambda msg: click.echo(f"… {msg}", err=True))
     except BatchRejected as exc:
         _echo_report(exc.report)

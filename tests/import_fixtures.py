@@ -66,3 +66,39 @@ def write_vector(path, geoms, fields: dict, driver: str, crs="EPSG:4490", geomet
     pyogrio.raw.write(str(path), wkb, [np.asarray(v, dtype=object) for v in fields.values()],
                       fields=list(fields), geometry_type=geometry_type, crs=crs, driver=driver)
     return path
+
+
+def write_xlsx(path, sheets: dict, merged: dict | None = None, number_formats: dict | None = None):
+    """A workbook written by openpyxl: sheet name -> rows (lists of cell values, '=…' a formula);
+    `merged`: sheet -> ranges ('A1:F1'); `number_formats`: sheet -> {cell: format}."""
+    import openpyxl
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        for row in rows:
+            ws.append(row)
+        for ref in (merged or {}).get(name, []):
+            ws.merge_cells(ref)
+        for cell, fmt in (number_formats or {}).get(name, {}).items():
+            ws[cell].number_format = fmt
+    wb.save(path)
+    return path
+
+
+def save_formula_values(path, sheet_no: int, values: dict):
+    """What Excel does on saving: the computed value beside each formula ({cell: number})."""
+    import re
+    import zipfile
+    member = f"xl/worksheets/sheet{sheet_no}.xml"
+    with zipfile.ZipFile(path) as zf:
+        contents = {m.filename: zf.read(m) for m in zf.infolist()}
+    xml = contents[member].decode()
+    for cell, value in values.items():
+        xml, n = re.subn(rf'(<c r="{cell}"[^>]*><f>[^<]*</f>)<v\s*/?>(</v>)?', rf"\1<v>{value}</v>", xml)
+        assert n == 1, cell
+    contents[member] = xml.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in contents.items():
+            zf.writestr(name, data)
+    return path

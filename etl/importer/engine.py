@@ -55,9 +55,10 @@ def _entry(severity: str, problem: str, row: int | None = None, field_: str | No
 
 def import_file(conn: Connection, layer_name: str, path: Path | str, *, county: str | None = None,
                 crs: int | None = None, dry_run: bool = False, user: str | None = None,
-                limits: Limits = Limits(), display_name: str | None = None,
+                limits: Limits = Limits(), display_name: str | None = None, sheet: str | None = None,
                 progress: Callable[[str], None] = lambda msg: None) -> ImportResult:
-    """Import `path` into layer `layer_name` on `conn` (the caller commits).
+    """Import `path` into layer `layer_name` on `conn` (the caller commits); `sheet` picks a
+    spreadsheet's sheet.
 
     Raises an ImportFailed subclass (BatchRejected carries the report) with nothing written."""
     layer = REGISTRY[layer_name]
@@ -80,7 +81,7 @@ def import_file(conn: Connection, layer_name: str, path: Path | str, *, county: 
     workdir = Path(tempfile.mkdtemp(prefix="onemap-import-"))
     try:
         progress(f"{name}: reading")
-        source = _open(path, name, workdir, limits)
+        source = _open(path, name, workdir, limits, sheet)
         savepoint = conn.begin_nested()
         try:
             result = _run(conn, layer, source, name, sha, county, crs, user, progress)
@@ -105,17 +106,17 @@ def _submitted_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _open(path: Path, name: str, workdir: Path, limits: Limits) -> readers.Source:
+def _open(path: Path, name: str, workdir: Path, limits: Limits, sheet: str | None) -> readers.Source:
     if path.suffix.lower() != ".zip":
-        return readers.read_source(path, name, limits.max_features)
+        return readers.read_source(path, name, limits, sheet)
     files = safety.unpack_zip(path, workdir, limits)
     data = [p for p in files if p.suffix.lower() in readers.SUPPORTED and not p.name.startswith("._")]
     if not data:
-        raise ReadFailed(f"{name}: the archive holds no .shp, .gpkg, .geojson, .csv or corner .txt file")
+        raise ReadFailed(f"{name}: the archive holds no .shp, .gpkg, .geojson, .csv, .xlsx or corner .txt file")
     if len(data) > 1:
         listed = ", ".join(str(p.relative_to(workdir)) for p in data)
         raise ReadFailed(f"{name}: the archive holds several data files ({listed}); submit one per batch")
-    return readers.read_source(data[0], f"{name}!{data[0].relative_to(workdir)}", limits.max_features)
+    return readers.read_source(data[0], f"{name}!{data[0].relative_to(workdir)}", limits, sheet)
 
 
 def _county_lon(conn: Connection, county: str | None) -> float | None:
@@ -132,7 +133,8 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     n = len(source)
     if n == 0:
         raise ReadFailed(f"{name}: holds no features")
-    rows = list(range(1, n + 1))
+    rows = source.row_numbers or list(range(1, n + 1))
+    report.extend(_entry("error", problem, row=row, field_=column) for row, column, problem in source.problems)
     mapped, ignored = mapping.map_columns(layer, list(source.columns))
     for col in ignored:
         report.append(_entry("warning", f"column {col!r} matches no field of {layer.name}; ignored"))
@@ -152,12 +154,12 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         bad = _bad_coordinates(geoms)
         for i in np.flatnonzero(bad):
             report.append(_entry("error", "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)",
-                                 row=int(i) + 1))
+                                 row=rows[i]))
         geoms = np.where(bad, None, geoms)
-        bad_rows = {int(i) + 1 for i in np.flatnonzero(bad)}
+        bad_rows = {rows[i] for i in np.flatnonzero(bad)}
         coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
         if len(coords) == 0 and bad_rows:
-            raise BatchRejected(name, report)
+            raise BatchRejected(name, _name_sheet(report, source.sheet))
         if len(coords) == 0:
             raise ReadFailed(f"{name}: no feature has a usable geometry")
         declared = crs if crs is not None else source.declared_epsg
@@ -174,6 +176,8 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         if f.required and f.name not in values and f.name not in fill:
             report.append(_entry("error", f"required field {f.zh} ({f.name}) has no column in the file", field_=f.name))
     _codes_from_labels(layer, values)
+    if source.excel_epoch is not None:
+        report.extend(_excel_dates(layer, values, source.excel_epoch))
     staged = [f for f in layer.fields if f.name in values or f.name in fill]
     cur = conn.connection.driver_connection.cursor()
     progress(f"{name}: staging {n:,d} rows")
@@ -196,6 +200,7 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         found = _check(cur, field_, predicate, problem, {**params, "declared_county": county})
         report.extend(r for r in found if not (r["row"] in bad_rows and r["problem"] == "no geometry"))
     result = ImportResult(layer.name, name, sha, "imported", rows_read=n, source_crs=epsg, report=report)
+    _name_sheet(report, source.sheet)
     if any(r["severity"] == "error" for r in report):
         raise BatchRejected(name, report)
 
@@ -221,6 +226,29 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     cur.execute("UPDATE import_batch SET rows_inserted = %(k)s, report = %(r)s WHERE id = %(id)s",
                 dict(k=result.rows_inserted, r=Json(report), id=batch_id))
     return result
+
+
+def _name_sheet(report: list[dict], sheet: str | None) -> list[dict]:
+    """A spreadsheet's rows are named by sheet and row number."""
+    if sheet is not None:
+        for entry in report:
+            if entry["row"] is not None:
+                entry["sheet"] = sheet
+    return report
+
+
+def _excel_dates(layer: Layer, values: dict, epoch) -> list[dict]:
+    """Spreadsheet date fields whose cells hold day serials (a date column formatted as a number)."""
+    from etl.importer.xlsx import serials_to_dates
+    out = []
+    for f in layer.fields:
+        if f.name in values and f.type in (FieldType.DATE, FieldType.DATETIME):
+            values[f.name], converted = serials_to_dates(values[f.name], epoch, f.type == FieldType.DATETIME)
+            if converted:
+                serial, when = converted[0]
+                out.append(_entry("warning", f"{len(converted)} number(s) in {f.zh} ({f.name}) read as Excel date "
+                                             f"serials (e.g. {serial} → {when})", field_=f.name))
+    return out
 
 
 def _to_storage(geoms: np.ndarray, epsg: int) -> np.ndarray:

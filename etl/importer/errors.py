@@ -36,6 +36,8 @@ class UnknownBatch(ImportFailed):
 
 def _line(entry: dict) -> str:
     where = f"row {entry['row']}" if entry.get("row") is not None else "file"
+    if entry.get("sheet") is not None and entry.get("row") is not None:
+        where = f"sheet {entry['sheet']} row {entry['row']}"
     field = f", {entry['field']}" if entry.get("field") else ""
     return f"{where}{field}: {entry['problem']}"
 

@@ -1,9 +1,9 @@
 """Reading a submission into columns of text and an array of Shapely geometries.
 
 Formats: Shapefile (loose or zipped; encoding from the .cpg, else detected among UTF-8, GBK
-and GB18030 from the DBF's own bytes), GeoPackage, GeoJSON (through pyogrio/GDAL), CSV with a
-WKT column or x/y columns, and corner-coordinate lists (拐点坐标, `.txt`, via etl.corners)
-whose `# 字段: 值` header lines carry the attributes.
+and GB18030 from the DBF's own bytes), GeoPackage, GeoJSON (through pyogrio/GDAL), CSV and
+XLSX (etl.importer.xlsx) with a WKT column or x/y columns, and corner-coordinate lists
+(拐点坐标, `.txt`, via etl.corners) whose `# 字段: 值` header lines carry the attributes.
 """
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ from pyproj import CRS
 
 from etl import corners
 from etl.importer.errors import ReadFailed
+from etl.importer.safety import Limits
 
 VECTOR_SUFFIXES = {".shp": "ESRI Shapefile", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
 CSV_SUFFIXES = {".csv"}
+XLSX_SUFFIXES = {".xlsx"}
 CORNER_SUFFIXES = {".txt"}
-SUPPORTED = set(VECTOR_SUFFIXES) | CSV_SUFFIXES | CORNER_SUFFIXES
+SUPPORTED = set(VECTOR_SUFFIXES) | CSV_SUFFIXES | XLSX_SUFFIXES | CORNER_SUFFIXES
 CANDIDATE_ENCODINGS = ("UTF-8", "GBK", "GB18030")
 CPG_NAMES = {"936": "GBK", "CP936": "GBK", "GB2312": "GBK", "GBK": "GBK", "GB18030": "GB18030",
              "UTF-8": "UTF-8", "UTF8": "UTF-8", "65001": "UTF-8"}
@@ -47,19 +49,28 @@ class Source:
     surveyor_axes: bool = False                 # CSV X/Y columns: X may be the northing
     corner_text: str | None = None              # a corner list's corners (拐点), unconverted
     notes: list[str] = field(default_factory=list)
+    row_numbers: list[int] | None = None        # as the submitter sees them (spreadsheet rows); else 1..n
+    sheet: str | None = None                    # the spreadsheet's sheet that was read
+    excel_epoch: object = None                  # a workbook's date system: number cells in date fields are serials
+    problems: list[tuple[int, str | None, str]] = field(default_factory=list)   # (row, column, error) found reading
 
     def __len__(self) -> int:
         return len(self.geometries)
 
 
-def read_source(path: Path, display: str, max_features: int) -> Source:
+def read_source(path: Path, display: str, limits: Limits, sheet: str | None = None) -> Source:
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise ReadFailed(f"{display}: the file is empty")
+    if sheet is not None and suffix not in XLSX_SUFFIXES:
+        raise ReadFailed(f"{display}: --sheet applies to .xlsx workbooks only")
     if suffix in VECTOR_SUFFIXES:
-        return _read_vector(path, display, max_features)
+        return _read_vector(path, display, limits.max_features)
     if suffix in CSV_SUFFIXES:
-        return _read_csv(path, display, max_features)
+        return _read_csv(path, display, limits.max_features)
+    if suffix in XLSX_SUFFIXES:
+        from etl.importer import xlsx          # openpyxl only when a workbook comes
+        return xlsx.read_xlsx(path, display, limits, sheet)
     if suffix in CORNER_SUFFIXES:
         return _read_corners(path, display)
     raise ReadFailed(f"{display}: unsupported format {suffix or '(no extension)'}; "
@@ -206,6 +217,42 @@ def _read_text(path: Path, display: str) -> tuple[str, str]:
     return raw.decode(encoding), encoding
 
 
+def geometry_columns(header: list[str]) -> tuple[int | None, tuple | None]:
+    """(index of the WKT column, (x index, y index, names) of the x/y columns); None where absent."""
+    keys = [h.strip().upper() for h in header]
+    wkt_col = next((keys.index(k) for k in WKT_COLUMNS if k in keys), None)
+    xy = next(((keys.index(a), keys.index(b), (a, b)) for a, b in XY_COLUMNS if a in keys and b in keys), None)
+    return wkt_col, xy
+
+
+NO_GEOMETRY_COLUMN = "no geometry column: expected WKT, or x/y (lon/lat, 经度/纬度) columns"
+
+
+def table_source(display: str, header: list[str], records, max_features: int, **extra) -> Source:
+    """A Source from a table (CSV, a spreadsheet's sheet): `records` yields (row number, cells as
+    text or None, in header order); the WKT or x/y columns become the geometries."""
+    wkt_col, xy = geometry_columns(header)
+    if wkt_col is None and xy is None:
+        raise ReadFailed(f"{display}: {NO_GEOMETRY_COLUMN}")
+    geom_cols = {wkt_col} if wkt_col is not None else {xy[0], xy[1]}
+    kept = [(i, h) for i, h in enumerate(header) if i not in geom_cols]
+    columns: dict[str, list] = {h: [] for _, h in kept}
+    geoms, numbers, notes = [], [], []
+    for n, cells in records:
+        if len(geoms) >= max_features:
+            raise ReadFailed(f"{display}: more than the limit of {max_features:,d} rows")
+        for i, h in kept:
+            columns[h].append(cells[i])
+        geoms.append(_cell_geometry(cells, wkt_col, xy, n, notes))
+        numbers.append(n)
+    if not geoms:
+        raise ReadFailed(f"{display}: no data rows")
+    src = Source(display, columns, np.array(geoms, dtype=object), row_numbers=numbers,
+                 surveyor_axes=xy is not None and xy[2] in SURVEYOR_XY, **extra)
+    src.notes.extend(notes)
+    return src
+
+
 def _read_csv(path: Path, display: str, max_features: int) -> Source:
     text, encoding = _read_text(path, display)
     rows = csv.reader(io.StringIO(text, newline=""))
@@ -213,45 +260,27 @@ def _read_csv(path: Path, display: str, max_features: int) -> Source:
         header = [h.strip() for h in next(rows)]
     except StopIteration:
         raise ReadFailed(f"{display}: the file is empty") from None
-    keys = [h.upper() for h in header]
-    wkt_col = next((keys.index(k) for k in WKT_COLUMNS if k in keys), None)
-    xy = next(((keys.index(a), keys.index(b), (a, b)) for a, b in XY_COLUMNS if a in keys and b in keys), None)
-    if wkt_col is None and xy is None:
-        raise ReadFailed(f"{display}: no geometry column: expected WKT, or x/y (lon/lat, 经度/纬度) columns")
-    geom_cols = {wkt_col} if wkt_col is not None else {xy[0], xy[1]}
-    columns: dict[str, list] = {h: [] for i, h in enumerate(header) if i not in geom_cols}
-    geoms: list = []
-    problems: list[str] = []
     try:
-        _csv_rows(rows, header, geom_cols, wkt_col, xy, columns, geoms, problems, display, max_features)
+        return table_source(display, header, _csv_records(rows, header, display), max_features,
+                            encoding=encoding, notes=[f"encoding {encoding}"])
     except csv.Error as exc:      # e.g. a cell beyond csv.field_size_limit, a NUL byte
         raise ReadFailed(f"{display}: line {rows.line_num}: {exc}") from None
-    if not geoms:
-        raise ReadFailed(f"{display}: no data rows")
-    src = Source(display, columns, np.array(geoms, dtype=object), encoding=encoding,
-                 surveyor_axes=xy is not None and xy[2] in SURVEYOR_XY, notes=[f"encoding {encoding}"])
-    src.notes.extend(problems)
-    return src
 
 
-def _csv_rows(rows, header, geom_cols, wkt_col, xy, columns, geoms, problems, display, max_features) -> None:
+def _csv_records(rows, header, display):
+    n = 0                          # the record number the report uses (blank lines not counted)
     for row in rows:
         if not any(cell.strip() for cell in row):
             continue
-        n = len(geoms) + 1          # the record number the report uses (blank lines not counted)
-        if len(geoms) >= max_features:
-            raise ReadFailed(f"{display}: more than the limit of {max_features:,d} rows")
+        n += 1
         if len(row) != len(header):
             raise ReadFailed(f"{display}: row {n} has {len(row)} cells, the header {len(header)}")
-        for i, h in enumerate(header):
-            if i not in geom_cols:
-                columns[h].append(row[i].strip() or None)
-        geoms.append(_csv_geometry(row, wkt_col, xy, n, problems))
+        yield n, [cell.strip() or None for cell in row]
 
 
-def _csv_geometry(row, wkt_col, xy, n, problems):
+def _cell_geometry(cells, wkt_col, xy, n, problems):
     if wkt_col is not None:
-        text = row[wkt_col].strip()
+        text = cells[wkt_col]
         if not text:
             return None
         with np.errstate(invalid="ignore"):     # NaN coordinates are reported by the engine, by row
@@ -260,8 +289,8 @@ def _csv_geometry(row, wkt_col, xy, n, problems):
             problems.append(f"row {n}: unreadable WKT")
         return geom
     try:
-        return shapely.Point(float(row[xy[0]]), float(row[xy[1]]))
-    except ValueError:
+        return shapely.Point(float(cells[xy[0]]), float(cells[xy[1]]))
+    except (TypeError, ValueError):
         problems.append(f"row {n}: x/y are not numbers")
         return None
 

@@ -25,6 +25,8 @@ class Limits:
     max_ratio: float = 100.0                # uncompressed / compressed, per member
     max_members: int = 1000
     max_features: int = 5_000_000
+    max_columns: int = 1000                 # a spreadsheet's header row
+    max_cells: int = 50_000_000             # a spreadsheet's rows x header columns
 
 
 def check_size(path: Path, limits: Limits) -> int:
@@ -50,6 +52,35 @@ def _safe_member(name: str, archive: str) -> PurePosixPath:
     return path
 
 
+def _checked_members(zf: zipfile.ZipFile, archive: str, limits: Limits) -> list[zipfile.ZipInfo]:
+    """The archive's file members, after checking their count, names, declared sizes and ratios."""
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    if len(members) > limits.max_members:
+        raise UnsafeInput(f"{archive}: {len(members)} members, more than the limit of {limits.max_members}")
+    declared = sum(m.file_size for m in members)
+    if declared > limits.max_unpacked_bytes:
+        raise UnsafeInput(f"{archive}: unpacks to {declared:,d} bytes, more than the limit of "
+                          f"{limits.max_unpacked_bytes:,d} (zip bomb?)")
+    for m in members:
+        _safe_member(m.filename, archive)
+        if m.file_size > 1 << 16 and m.file_size > limits.max_ratio * max(m.compress_size, 1):
+            raise UnsafeInput(f"{archive}: member {m.filename!r} expands {m.file_size / max(m.compress_size, 1):.0f}"
+                              f"-fold (limit {limits.max_ratio:.0f}): a zip bomb is refused")
+    return members
+
+
+def check_container(path: Path, display: str, limits: Limits) -> None:
+    """A zip-based format read in place (XLSX): the same checks as a submitted zip, nothing extracted.
+
+    Reading then stays within the declared sizes: Python's zipfile stops a member at its declared
+    size and fails its CRC if the header understated it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            _checked_members(zf, display, limits)
+    except zipfile.BadZipFile as exc:
+        raise UnsafeInput(f"{display}: not a readable zip container ({exc})") from None
+
+
 def unpack_zip(path: Path, dest: Path, limits: Limits) -> list[Path]:
     """Extract `path` into `dest` safely; returns the extracted files."""
     try:
@@ -58,18 +89,7 @@ def unpack_zip(path: Path, dest: Path, limits: Limits) -> list[Path]:
         raise UnsafeInput(f"{path.name}: not a readable zip archive ({exc})") from None
     out: list[Path] = []
     with zf:
-        members = [m for m in zf.infolist() if not m.is_dir()]
-        if len(members) > limits.max_members:
-            raise UnsafeInput(f"{path.name}: {len(members)} members, more than the limit of {limits.max_members}")
-        declared = sum(m.file_size for m in members)
-        if declared > limits.max_unpacked_bytes:
-            raise UnsafeInput(f"{path.name}: unpacks to {declared:,d} bytes, more than the limit of "
-                              f"{limits.max_unpacked_bytes:,d} (zip bomb?)")
-        for m in members:
-            rel = _safe_member(m.filename, path.name)
-            if m.file_size > 1 << 16 and m.file_size > limits.max_ratio * max(m.compress_size, 1):
-                raise UnsafeInput(f"{path.name}: member {m.filename!r} expands {m.file_size / max(m.compress_size, 1):.0f}"
-                                  f"-fold (limit {limits.max_ratio:.0f}): a zip bomb is refused")
+        members = _checked_members(zf, path.name, limits)
         written = 0
         for m in members:
             target = dest / _safe_member(m.filename, path.name)
