@@ -19,9 +19,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)  # staff login, sessions, CSRF: /login, /logout, /api/session
 
     from app.health import bp as health_bp
-    from app.home import bp as home_bp
     app.register_blueprint(health_bp)
-    app.register_blueprint(home_bp)
+    from app import map as web_map
+    web_map.init_app(app)   # / (staff) and /public/ maps, their JSON, /vendor assets
     from app.upload import bp as upload_bp
     app.register_blueprint(upload_bp)   # /upload: the clerks' submissions (etl.importer)
 

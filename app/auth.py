@@ -102,10 +102,10 @@ def login_required(*roles: str):
 def _safe_next(target: str | None) -> str:
     """Only a path on this server (never //host or a scheme) is followed after login."""
     if not target:
-        return url_for("home.index")
+        return url_for("map.staff_map")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return url_for("home.index")
+        return url_for("map.staff_map")
     return target
 
 

@@ -25,6 +25,7 @@ class Style:
     category_field: str | None = None
     categories: dict[str, str] = field(default_factory=dict)   # code -> fill colour
     min_zoom: int = 0                        # below this the layer is not drawn
+    shown: bool = True                       # switched on when the map opens
 
     def colour_of(self, code: str | None) -> str | None:
         """The fill for a feature's category code, falling back to its parent code (0103 → 01)."""
@@ -67,19 +68,24 @@ _STYLES = [
           stroke_dash=(8, 4)),
     Style("land_use", stroke="#8C8C8C", stroke_width=0.3, fill_opacity=0.7, category_field="class_code",
           categories=LAND_USE_COLOURS, min_zoom=10),
-    Style("plan_zone", stroke="#555555", stroke_width=0.5, fill_opacity=0.35, category_field="zone_code",
+    Style("plan_zone", shown=False, stroke="#555555", stroke_width=0.5, fill_opacity=0.35, category_field="zone_code",
           categories={"010": "#F46D43", "020": "#FDAE61", "030": "#A6D96A", "040": "#1A9641"}),
-    Style("eco_redline", fill="#1A9641", fill_opacity=0.25, stroke="#00682F", stroke_width=2.0),
-    Style("urban_boundary", fill=None, fill_opacity=0.0, stroke="#E6550D", stroke_width=2.0, stroke_dash=(6, 3)),
-    Style("basic_farmland", fill="#F0E442", fill_opacity=0.45, stroke="#2E7D32", stroke_width=0.8, min_zoom=9),
-    Style("imagery_epoch", fill=None, fill_opacity=0.0, stroke="#2C7BB6", stroke_width=1.5, stroke_dash=(2, 2)),
+    Style("eco_redline", shown=False, fill="#1A9641", fill_opacity=0.25, stroke="#00682F", stroke_width=2.0),
+    Style("urban_boundary", fill=None, fill_opacity=0.0, stroke="#E6550D", stroke_width=2.0, stroke_dash=(6, 3),
+          shown=False),
+    Style("basic_farmland", fill="#F0E442", fill_opacity=0.45, stroke="#2E7D32", stroke_width=0.8, min_zoom=9,
+          shown=False),
+    Style("imagery_epoch", fill=None, fill_opacity=0.0, stroke="#2C7BB6", stroke_width=1.5, stroke_dash=(2, 2),
+          shown=False),
     Style("approval", fill="#FDB863", fill_opacity=0.45, stroke="#E66101", stroke_width=1.2),
-    Style("supply", fill="#B2ABD2", fill_opacity=0.5, stroke="#5E3C99", stroke_width=1.0, category_field="method",
+    Style("supply", shown=False,
+          fill="#B2ABD2", fill_opacity=0.5, stroke="#5E3C99", stroke_width=1.0, category_field="method",
           categories={"allocation": "#B2ABD2", "agreement": "#E66101", "tender": "#80CDC1",
                       "auction": "#35978F", "listing": "#01665E", "lease": "#DFC27D"}),
-    Style("development_report", fill="#FEE08B", fill_opacity=0.5, stroke="#B35806", category_field="status",
+    Style("development_report", shown=False,
+          fill="#FEE08B", fill_opacity=0.5, stroke="#B35806", category_field="status",
           categories={"not_started": "#D73027", "started": "#FEE08B", "halted": "#FC8D59", "completed": "#1A9850"}),
-    Style("consolidation_project", fill="#A6DBA0", fill_opacity=0.5, stroke="#008837", stroke_width=1.2),
+    Style("consolidation_project", shown=False, fill="#A6DBA0", fill_opacity=0.5, stroke="#008837", stroke_width=1.2),
     Style("enforcement_case", fill=VIOLATION_RED, fill_opacity=0.45, stroke="#A50F15", category_field="status",
           categories={"filed": VIOLATION_RED, "investigating": "#F03B20", "decided": "#FD8D3C", "closed": "#969696"}),
     Style("change_patch", fill="#FF00FF", fill_opacity=0.35, stroke="#C51B7D", stroke_width=1.2,
@@ -89,11 +95,11 @@ _STYLES = [
           categories={"new": VIOLATION_RED, "verifying": "#FC4E2A", "confirmed": "#800026", "dismissed": "#BDBDBD"}),
     Style("mining_right", fill="#BF812D", fill_opacity=0.35, stroke="#543005", stroke_width=1.2,
           category_field="right_type", categories={"exploration": "#DFC27D", "mining": "#BF812D"}),
-    Style("mine_report", fill="#8C510A", stroke="#FFFFFF", radius=5),
+    Style("mine_report", shown=False, fill="#8C510A", stroke="#FFFFFF", radius=5),
     Style("hazard_point", fill="#FF7F00", stroke="#FFFFFF", radius=6, category_field="risk_level",
           categories={"extra_large": "#67000D", "large": "#D7301F", "medium": "#FC8D59", "small": "#FDCC8A"}),
-    Style("disaster_event", fill="#54278F", stroke="#FFFFFF", radius=9),
-    Style("disaster_report", fill="#807DBA", stroke="#FFFFFF", radius=5, category_field="kind",
+    Style("disaster_event", shown=False, fill="#54278F", stroke="#FFFFFF", radius=9),
+    Style("disaster_report", shown=False, fill="#807DBA", stroke="#FFFFFF", radius=5, category_field="kind",
           categories={"initial": "#DADAEB", "daily": "#9E9AC8", "verified": "#54278F"}),
 ]
 

@@ -35,14 +35,3 @@ def test_healthz_says_503_when_the_database_is_unreachable(test_settings):
         server.stop()
     assert response.status_code == 503
     assert response.json()["database"]["reachable"] is False
-
-
-def test_home_page_lists_the_layers_in_chinese(live_server, engine):
-    from tests.staff import login, staff_users
-    assert live_server.get("/", allow_redirects=False).status_code == 302     # staff only
-    with staff_users(engine, ("home.viewer", "supervisor", "220000")):
-        page = login(live_server.url, "home.viewer").get(live_server.url + "/", timeout=30)
-    assert page.status_code == 200
-    assert "一张图综合监管平台" in page.text
-    for layer in REGISTRY:
-        assert layer.zh in page.text
