@@ -94,12 +94,26 @@ def tiles_seed(only: tuple[str, ...], if_missing: bool) -> None:
     click.echo(f"tiles: MapProxy configuration {path} ({len(ready)} epochs)")
 
 
-@tiles_group.command("prune", help="Forget old changed boxes of the vector tile cache (tiles cached before are re-rendered).")
+@tiles_group.command("prune", help="Forget old changed boxes of the vector tile cache (a cache not caught up "
+                                    "with them, e.g. of a server stopped since, is emptied when it next starts).")
 @click.option("--older-than-days", type=float, default=7.0, show_default=True)
 def tiles_prune(older_than_days: float) -> None:
+    from app.tiles import tiles_service
     from tiles import changes
     with engine().begin() as conn:
+        tiles_service().cache.catch_up(conn)     # this machine's cache first: it keeps its tiles
         pruned = changes.prune(conn, older_than_days)
     for layer, count in pruned.items():
         click.echo(f"tiles: {layer}: {count} changed boxes pruned")
     click.echo(f"tiles: pruned {sum(pruned.values())} changed boxes")
+
+
+@tiles_group.command("nginx", help="Print an nginx server block that serves public vector tile hits from the "
+                                   "cache files and proxies everything else to OneMap (the static front).")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="nginx's listen address")
+@click.option("--upstream", default=None, help="OneMap's address [default: 127.0.0.1:$PORT]")
+def tiles_nginx(listen: str, upstream: str | None) -> None:
+    from app.tiles import tiles_service
+    from tiles.front import nginx_server
+    upstream = upstream or f"127.0.0.1:{current_app.config['ONEMAP'].port}"
+    click.echo(nginx_server(tiles_service().cache.root, listen, upstream), nl=False)

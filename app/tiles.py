@@ -8,26 +8,36 @@
 - `/tiles/imagery/<epoch>/tilejson.json` TileJSON of an imagery epoch (tiles from MapProxy);
 - any other path under /tiles goes to MapProxy, built from the configuration `tiles seed`
   generates (503 until then); it reloads when that file changes.
+
+A cached vector tile is answered by `TileHits`, a small WSGI layer in front of Flask, from its
+file alone: no database (the cache deletes changed tiles itself, see tiles.cache, and token checks
+are cached in memory, see services.department_tokens.GrantCache), no Flask routing. Misses and
+every error go on to the Flask routes below. `TileService` holds the cache, the token checks and
+the listener (app/notify.py) that keeps both current.
 """
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from app.auth import current_user
 from app.db import engine
+from app.notify import Listener
 from config.settings import ROOT
 from services import department_tokens
-from tiles import imagery
-from tiles.cache import VectorTileCache
-from tiles.vector import INTERNAL, PUBLIC, TileError, layer_bounds, tilejson, vector_layer
+from tiles import changes, imagery
+from tiles.cache import VectorTileCache, etag_of
+from tiles.front import CACHE_CONTROL_PUBLIC
+from tiles.vector import AUDIENCES, INTERNAL, PUBLIC, TileError, layer_bounds, tilejson, vector_layer, vector_layers
 
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
-CACHE_CONTROL = {PUBLIC: "public, max-age=60", INTERNAL: "private, max-age=60"}
+CACHE_CONTROL = {PUBLIC: CACHE_CONTROL_PUBLIC, INTERNAL: "private, max-age=60"}
 FLASK_PATHS = ("/vector/", "/internal/", "/imagery/")
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -35,6 +45,43 @@ bp = Blueprint("tiles", __name__, url_prefix="/tiles")
 
 def tile_dir() -> Path:
     return Path(current_app.config["TILE_DIR"])
+
+
+class TileService:
+    """Per application: the vector tile cache, cached token checks, and the listener keeping both current."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.grants = department_tokens.GrantCache(ttl=30.0)
+        url = make_url(app.config["ONEMAP"].sqlalchemy_url).set(drivername="postgresql")
+        self.listener = Listener(url.render_as_string(hide_password=False), {
+            changes.CHANNEL: self._layers_changed,
+            department_tokens.CHANNEL: lambda _: self.grants.clear(),
+        })
+        self.layers = {audience: frozenset(vl.name for vl in vector_layers(audience)) for audience in AUDIENCES}
+
+    @property
+    def cache(self) -> VectorTileCache:
+        return VectorTileCache(Path(self.app.config["TILE_DIR"]) / "mvt")
+
+    def _layers_changed(self, layers: set[str]) -> None:
+        with self.app.app_context(), engine().connect() as conn:
+            self.cache.catch_up(conn, sorted(layers) or None)
+
+
+def tiles_service() -> TileService:
+    return current_app.extensions["onemap.tiles"]
+
+
+def bearer(header: str) -> str | None:
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def tile_headers(audience: str, data: bytes, hit: bool) -> list[tuple[str, str]]:
+    headers = [("Content-Type", MVT_TYPE), ("ETag", f'"{etag_of(data)}"'),
+               ("Cache-Control", CACHE_CONTROL[audience]), ("X-Tile-Cache", "hit" if hit else "miss")]
+    return headers + [("Vary", "Authorization")] if audience == INTERNAL else headers
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> Response:
@@ -49,12 +96,12 @@ def _authorise(layer: str) -> Response | None:
     """None when the bearer token grants `layer` (or a staff session, without a token, reads), else 401/403."""
     if not request.headers.get("Authorization") and current_user:
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer(request.headers.get("Authorization", ""))
+    if token is None:
         return _error(401, "internal tiles need a department token: Authorization: Bearer <token>",
                       {"WWW-Authenticate": 'Bearer realm="OneMap internal tiles"'})
     with engine().connect() as conn:
-        grant = department_tokens.verify(conn, token.strip())
+        grant = tiles_service().grants.verify(conn, token)
     if grant is None:
         return _error(401, "the token is unknown or revoked",
                       {"WWW-Authenticate": 'Bearer realm="OneMap internal tiles", error="invalid_token"'})
@@ -68,17 +115,13 @@ def _tile(audience: str, layer: str, z: int, x: int, y: int) -> Response:
         vl = vector_layer(layer, audience)
         if audience == INTERNAL and (denied := _authorise(layer)) is not None:
             return denied
+        service = tiles_service()
+        service.listener.ensure_running()
         with engine().connect() as conn:
-            tile = VectorTileCache(tile_dir() / "vector").get(conn, vl, z, x, y)
+            tile = service.cache.get(conn, vl, z, x, y)
     except TileError as e:
         return _error(e.status, str(e))
-    response = Response(tile.data, mimetype=MVT_TYPE)
-    response.set_etag(tile.etag)
-    response.headers["Cache-Control"] = CACHE_CONTROL[audience]
-    response.headers["X-Tile-Cache"] = "hit" if tile.hit else "miss"
-    if audience == INTERNAL:
-        response.vary.add("Authorization")
-    return response.make_conditional(request)
+    return Response(tile.data, headers=tile_headers(audience, tile.data, tile.hit)).make_conditional(request)
 
 
 def _tilejson(audience: str, layer: str) -> Response:
@@ -159,12 +202,50 @@ class MapProxyMount:
         return app(environ, start_response)
 
 
+_TILE_PATH = re.compile(r"/tiles/(internal/)?vector/([a-z0-9_]+)/([0-9]{1,2})/([0-9]{1,7})/([0-9]{1,7})\.pbf")
+
+
+class TileHits:
+    """WSGI in front of the application: answers a vector tile request whose file is cached (and, for
+    an internal tile, whose token's grant is cached) from that file; passes everything else on."""
+
+    def __init__(self, service: TileService, next_app):
+        self.service = service
+        self.next_app = next_app
+
+    def __call__(self, environ, start_response):
+        match = _TILE_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if match is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return self.next_app(environ, start_response)
+        internal, layer, z, x, y = match.groups()
+        audience = INTERNAL if internal else PUBLIC
+        service = self.service
+        service.listener.ensure_running()
+        if layer not in service.layers[audience]:
+            return self.next_app(environ, start_response)
+        if internal:
+            token = bearer(environ.get("HTTP_AUTHORIZATION", ""))
+            grant = service.grants.get(token) if token else None
+            if grant is None or not grant.allows(layer):
+                return self.next_app(environ, start_response)
+        data = service.cache.read(audience, layer, int(z), int(x), int(y))
+        if data is None:
+            return self.next_app(environ, start_response)
+        headers = tile_headers(audience, data, True)
+        if headers[1][1] in environ.get("HTTP_IF_NONE_MATCH", ""):
+            start_response("304 Not Modified", headers[1:])
+            return []
+        start_response("200 OK", headers + [("Content-Length", str(len(data)))])
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [data]
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("TILE_DIR", Path(os.environ.get("ONEMAP_TILE_DIR", ROOT / "var" / "tiles")))
     app.register_blueprint(bp)
     mount = MapProxyMount(app.wsgi_app, Path(app.config["TILE_DIR"]) / imagery.MAPPROXY_YAML)
     app.extensions["onemap.mapproxy"] = mount
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/tiles": mount})
+    service = app.extensions["onemap.tiles"] = TileService(app)
+    app.wsgi_app = TileHits(service, DispatcherMiddleware(app.wsgi_app, {"/tiles": mount}))
 
 
 def set_tile_dir(app: Flask, path: Path) -> None:

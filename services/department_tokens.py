@@ -3,11 +3,18 @@
 A token is a random secret shown once when created; the database keeps only its SHA-256
 (the secret has 256 bits of entropy, so a fast hash is enough), a short hint to tell tokens
 apart, the department, and the collections it grants (`*` grants every layer).
+
+Servers may keep checks in memory (`GrantCache`) for a short time: a revocation (any update or
+delete of the table) sends `NOTIFY onemap_token_change` at commit, and a listening server
+forgets every cached check at once (app/notify.py); without the listener, the time-to-live bounds
+how long a revoked token keeps working.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +24,17 @@ from layers import REGISTRY
 
 TOKEN_PREFIX = "omt_"
 ALL = "*"
+CHANNEL = "onemap_token_change"
+
+NOTIFY_DDL = [
+    "CREATE FUNCTION department_token_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN PERFORM pg_notify('{CHANNEL}', TG_OP); RETURN NULL; END $$",
+    "COMMENT ON FUNCTION department_token_notify() IS 'Tells servers to forget cached token checks'",
+    "CREATE TRIGGER department_token_notify AFTER UPDATE OR DELETE ON department_token "
+    "FOR EACH STATEMENT EXECUTE FUNCTION department_token_notify()",
+]
+DROP_NOTIFY_DDL = ["DROP TRIGGER IF EXISTS department_token_notify ON department_token",
+                   "DROP FUNCTION IF EXISTS department_token_notify()"]
 
 
 class TokenError(ValueError):
@@ -76,6 +94,42 @@ def verify(conn: Connection, token: str) -> Grant | None:
         "SELECT id, department, collections, token_hint, created_at, revoked_at, note FROM department_token "
         "WHERE token_hash = :h AND revoked_at IS NULL"), {"h": token_hash(token)}).first()
     return _grant(row) if row else None
+
+
+class GrantCache:
+    """Active grants checked in the last `ttl` seconds, by token hash. Unknown or revoked tokens are
+    never cached (a new token works at once); `clear()` forgets everything (on a revocation)."""
+
+    def __init__(self, ttl: float = 30.0):
+        self.ttl = ttl
+        self._grants: dict[str, tuple[Grant, float]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Grant | None:
+        """The cached grant of `token`, or None when it must be checked in the database."""
+        entry = self._grants.get(token_hash(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def verify(self, conn: Connection, token: str) -> Grant | None:
+        """Like `verify`, from the cache when possible."""
+        grant = self.get(token)
+        if grant is not None:
+            return grant
+        generation = self._generation
+        grant = verify(conn, token)
+        with self._lock:
+            # a clear() while the database was asked may be a revocation this answer missed
+            if grant is not None and generation == self._generation:
+                self._grants[token_hash(token)] = (grant, time.monotonic() + self.ttl)
+        return grant
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._grants = {}
 
 
 def list_all(conn: Connection) -> list[Grant]:

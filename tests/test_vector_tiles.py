@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import mapbox_vector_tile
 import pytest
@@ -10,6 +11,8 @@ from sqlalchemy import text
 from layers import REGISTRY, FieldType
 from services import department_tokens
 from styles import style_for
+from tiles import changes
+from tiles.cache import VectorTileCache
 from tiles.changes import trigger_names
 from tiles.vector import DETAIL_ZOOM, MAX_ZOOM
 
@@ -19,6 +22,14 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     x = int((lon + 180.0) / 360.0 * n)
     y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
     return x, y
+
+
+def buffered_tile_meets(lon: float, lat: float, z: int, x: int, y: int) -> bool:
+    """Whether the point lies in tile z/x/y grown by the tiles' buffer (64 of 4096 units a side)."""
+    n, m = 2 ** z, 64 / 4096
+    fx = (lon + 180.0) / 360.0 * n
+    fy = (1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n
+    return x - m <= fx <= x + 1 + m and y - m <= fy <= y + 1 + m
 
 
 def decode(body: bytes) -> dict:
@@ -51,6 +62,18 @@ def sample(engine, layer, where: str = "TRUE"):
             f"SELECT *, ST_X(ST_PointOnSurface(geom)) AS lon, ST_Y(ST_PointOnSurface(geom)) AS lat "
             f"FROM {layer.table} WHERE {where} ORDER BY ST_Area(geom) DESC, id LIMIT 1")).mappings().first()
     return row
+
+
+def caught_up(app, engine, layer: str, timeout: float = 20.0) -> None:
+    """Wait until the server's listener has applied every change of `layer` to its tile cache (it is
+    told by NOTIFY at commit; a cache hit does not ask the database)."""
+    with engine.connect() as conn:
+        version = changes.layer_versions(conn)[layer][0]
+    cache = app.extensions["onemap.tiles"].cache
+    deadline = time.monotonic() + timeout
+    while cache.applied(layer) != version:
+        assert time.monotonic() < deadline, f"the tile cache did not catch up with {layer} version {version}"
+        time.sleep(0.02)
 
 
 def expected_value(field, value):
@@ -173,7 +196,7 @@ def test_every_layer_table_records_its_changes(engine):
         assert set(trigger_names(layer.table)) <= present, layer.name
 
 
-def test_a_new_feature_changes_the_tiles_covering_it_and_no_others(tiles_server, engine):
+def test_a_new_feature_changes_the_tiles_covering_it_and_no_others(tiles_app, tiles_server, engine):
     z = 12
     lon, lat = 125.33, 43.87                                         # Changchun
     x, y = tile_of(lon, lat, z)
@@ -192,6 +215,7 @@ def test_a_new_feature_changes_the_tiles_covering_it_and_no_others(tiles_server,
     with engine.begin() as conn:
         new_id = conn.execute(insert, values).scalar()
     try:
+        caught_up(tiles_app, engine, "hazard_point")
         after = {p: tiles_server.get(p) for p in (here, far)}
         assert after[here].headers["ETag"] != before[here].headers["ETag"]
         assert after[here].headers["X-Tile-Cache"] == "miss"
@@ -202,6 +226,7 @@ def test_a_new_feature_changes_the_tiles_covering_it_and_no_others(tiles_server,
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM hazard_point WHERE id = :i"), {"i": new_id})
+    caught_up(tiles_app, engine, "hazard_point")
     gone = tiles_server.get(here)
     assert new_id not in features_by_id(gone.content, "hazard_point")
     assert gone.headers["ETag"] == before[here].headers["ETag"]      # the same bytes as before the insert
@@ -221,8 +246,8 @@ def test_tilejson_per_vector_layer(tiles_server, token):
     assert tiles_server.get(url.replace(tiles_server.url, ""), headers=token).status_code == 200
 
 
-def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(tiles_server, engine, token,
-                                                                               tmp_path):
+def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(tiles_app, tiles_server, engine,
+                                                                               token, tmp_path):
     from etl.importer import import_file
     from etl.importer.batches import rollback_batch
     from tests.import_fixtures import parcels, write_land_use_shp
@@ -249,6 +274,7 @@ def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(ti
         result = import_file(conn, "land_use", shp, user="tiles-test")
     assert result.rows_inserted == 2, result.report
     try:
+        caught_up(tiles_app, engine, "land_use")
         after = {p: tiles_server.get(p, headers=token) for p in (here, far)}
         imported = {f["properties"]["bsm"] for f in features_by_id(after[here].content, "land_use").values()}
         assert {"TILE-T1", "TILE-T2"} <= imported
@@ -259,6 +285,7 @@ def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(ti
             rollback_batch(conn, result.batch_id, user="tiles-test")
             conn.execute(text("DELETE FROM import_batch_row WHERE batch_id = :b"), {"b": result.batch_id})
             conn.execute(text("DELETE FROM import_batch WHERE id = :b"), {"b": result.batch_id})
+    caught_up(tiles_app, engine, "land_use")
     restored = tiles_server.get(here, headers=token)
     assert restored.headers["ETag"] == before[here].headers["ETag"]
 
@@ -284,12 +311,19 @@ def test_decoded_geometry_sits_where_postgis_has_it(tiles_server, engine):
     assert shape["type"] in ("Polygon", "MultiPolygon")
 
 
-def test_pruned_change_boxes_make_older_cached_tiles_render_again(tiles_app, tiles_server, engine):
+def test_a_cache_behind_pruned_change_boxes_is_emptied_and_renders_again(tiles_app, engine, tmp_path):
+    """A cache that did not see some changes before their boxes were pruned (say, its server was
+    stopped) cannot tell which tiles they touched: it is emptied, and its tiles render again."""
+    from tiles.vector import PUBLIC, vector_layer
+    stopped = VectorTileCache(tmp_path / "stopped")
+    vl = vector_layer("hazard_point", PUBLIC)
     row = sample(engine, REGISTRY["hazard_point"])
     x, y = tile_of(row["lon"], row["lat"], 13)
-    path = f"/tiles/vector/hazard_point/13/{x}/{y}.pbf"
-    before = tiles_server.get(path)
-    with engine.begin() as conn:       # a change far away: the cached tile stays valid ...
+    with engine.connect() as conn:
+        stopped.catch_up(conn)
+        before = stopped.get(conn, vl, 13, x, y)
+        assert not before.hit and stopped.get(conn, vl, 13, x, y).hit
+    with engine.begin() as conn:       # a change far away, which would leave the cached tile valid ...
         conn.execute(text("UPDATE hazard_point SET name = name WHERE id = (SELECT max(id) FROM hazard_point "
                           "WHERE ST_Distance(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)) > 1)"),
                      {"lon": row["lon"], "lat": row["lat"]})
@@ -299,6 +333,59 @@ def test_pruned_change_boxes_make_older_cached_tiles_render_again(tiles_app, til
     assert result.exit_code == 0 and "hazard_point:" in result.output, result.output
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM tile_state.change WHERE layer = 'hazard_point'")).scalar() == 0
-    after = tiles_server.get(path)      # ... but with its boxes gone it cannot be judged: rendered again
-    assert after.headers["X-Tile-Cache"] == "miss" and after.headers["ETag"] == before.headers["ETag"]
-    assert tiles_server.get(path).headers["X-Tile-Cache"] == "hit"
+        deleted = stopped.catch_up(conn)    # ... but with its boxes gone it cannot be judged
+        assert deleted["hazard_point"] == 1
+        after = stopped.get(conn, vl, 13, x, y)
+    assert not after.hit and after.etag == before.etag
+
+
+def test_invalidation_deletes_exactly_the_files_of_tiles_a_change_touches(engine, tmp_path):
+    """The files on disk (what the static front serves) of the tiles around a changed feature are
+    deleted, at every cached zoom and for both audiences, and no others."""
+    from tiles.vector import INTERNAL, PUBLIC, vector_layer
+    cache = VectorTileCache(tmp_path / "mvt")
+    row = sample(engine, REGISTRY["hazard_point"])
+    tiles = []
+    for z in (8, 12, 16):
+        x, y = tile_of(row["lon"], row["lat"], z)
+        tiles += [(z, x + dx, y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    with engine.connect() as conn:
+        cache.catch_up(conn)
+        for audience in (PUBLIC, INTERNAL):
+            for z, x, y in tiles:
+                cache.get(conn, vector_layer("hazard_point", audience), z, x, y)
+    files = lambda: {p.relative_to(cache.root).as_posix() for p in cache.root.rglob("*.mvt")}
+    assert len(files()) == 2 * len(tiles)
+    with engine.begin() as conn:       # move the point a metre: its tile at each zoom changes
+        conn.execute(text("UPDATE hazard_point SET geom = ST_Translate(geom, 0.00001, 0) WHERE id = :i"),
+                     {"i": row["id"]})
+        conn.execute(text("UPDATE hazard_point SET geom = ST_Translate(geom, -0.00001, 0) WHERE id = :i"),
+                     {"i": row["id"]})
+    with engine.connect() as conn:
+        deleted = cache.catch_up(conn)
+    touched = [(z, x, y) for z, x, y in tiles if buffered_tile_meets(row["lon"], row["lat"], z, x, y)
+               or buffered_tile_meets(row["lon"] + 0.00001, row["lat"], z, x, y)]
+    assert len(touched) >= 3                   # at least the point's own tile at each zoom
+    gone = {f"{a}/hazard_point/{z}/{x}/{y}.mvt" for a in (PUBLIC, INTERNAL) for z, x, y in touched}
+    assert deleted == {"hazard_point": len(gone)}
+    assert len(files()) == 2 * len(tiles) - len(gone) and not files() & gone
+    with engine.connect() as conn:
+        assert cache.catch_up(conn) == {}      # caught up: nothing more to do
+
+
+def test_a_revoked_token_stops_getting_cached_tiles(tiles_server, engine):
+    with engine.begin() as conn:
+        secret, grant = department_tokens.create(conn, "撤销测试 tiles test", ["hazard_point"])
+    headers = {"Authorization": f"Bearer {secret}"}
+    row = sample(engine, REGISTRY["hazard_point"])
+    path = "/tiles/internal/vector/hazard_point/14/{}/{}.pbf".format(*tile_of(row["lon"], row["lat"], 14))
+    assert tiles_server.get(path, headers=headers).status_code == 200
+    hit = tiles_server.get(path, headers=headers)     # from the file, with the token check in memory
+    assert hit.status_code == 200 and hit.headers["X-Tile-Cache"] == "hit"
+    with engine.begin() as conn:
+        department_tokens.revoke(conn, grant.id)
+    deadline = time.monotonic() + 20
+    while (r := tiles_server.get(path, headers=headers)).status_code == 200:   # NOTIFY at commit
+        assert time.monotonic() < deadline, "a revoked token still got tiles after 20 s"
+        time.sleep(0.02)
+    assert r.status_code == 401 and r.json()["description"] == "the token is unknown or revoked"

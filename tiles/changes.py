@@ -6,6 +6,9 @@ boxes it touched in `tile_state.change`, tagged with that version: the extents o
 rows grouped by 0.1° cells, so one import of scattered parcels gives many small boxes, not
 one box over the province. TRUNCATE records the whole world.
 
+Each statement also sends `NOTIFY onemap_tile_change, '<layer>'` (delivered at commit), so the
+servers delete the cached tiles of the changed boxes at once (tiles.cache.catch_up).
+
 The version row is updated under its row lock, so versions of one layer commit in order: a
 tile rendered after reading version V has seen every change up to V, and any change it
 missed carries a version > V. A cached tile of version V is still valid exactly when no
@@ -47,10 +50,17 @@ _BOXES = """
     FROM ({rows}) r WHERE geom IS NOT NULL
     GROUP BY floor(ST_XMin(geom) * 10), floor(ST_YMin(geom) * 10);"""
 
-FUNCTION_DDL = [f"""
-CREATE FUNCTION tile_state.note_change() RETURNS trigger LANGUAGE plpgsql AS $$
+CHANNEL = "onemap_tile_change"
+_NOTIFY = f"PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME);"
+
+
+def function_ddl(notify: bool = True) -> list[str]:
+    """The trigger function; `notify=False` is its first version (migration 0004, before 0008)."""
+    return [f"""
+CREATE OR REPLACE FUNCTION tile_state.note_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE v bigint;
 BEGIN
+    {_NOTIFY if notify else ""}
     INSERT INTO tile_state.layer_version AS s (layer, version) VALUES (TG_TABLE_NAME, 1)
     ON CONFLICT (layer) DO UPDATE SET version = s.version + 1
     RETURNING s.version INTO v;
@@ -67,7 +77,7 @@ BEGIN
     RETURN NULL;
 END $$""",
     "COMMENT ON FUNCTION tile_state.note_change() IS 'Records the boxes a statement changed (vector tile cache)'",
-]
+    ]
 
 _TRIGGERS = {
     "insert": "AFTER INSERT ON {t} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
@@ -94,11 +104,19 @@ def detach_change_triggers(execute: Callable[[str], object], tables: list[str] |
             execute(f'DROP TRIGGER IF EXISTS "{name}" ON {table}')
 
 
-def layer_version(conn: Connection, layer: str) -> tuple[int, int]:
-    """(the layer's version, the version through which its change boxes were pruned)."""
-    row = conn.execute(text("SELECT version, pruned_through FROM tile_state.layer_version WHERE layer = :l"),
-                       {"l": layer}).first()
-    return (row[0], row[1]) if row else (0, 0)
+def layer_versions(conn: Connection) -> dict[str, tuple[int, int]]:
+    """Per layer: (its version, the version through which its change boxes were pruned)."""
+    rows = conn.execute(text("SELECT layer, version, pruned_through FROM tile_state.layer_version")).all()
+    return {layer: (v, p) for layer, v, p in rows}
+
+
+def changed_boxes(conn: Connection, layer: str, after: int, through: int) -> list[tuple[float, float, float, float]]:
+    """The boxes (EPSG:3857 xmin, ymin, xmax, ymax) of the layer's changes after `after` up to `through`."""
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM ("
+        "  SELECT ST_Transform(ST_Intersection(bbox, ST_MakeEnvelope(-180, -85.06, 180, 85.06, 4490)), 3857) AS b"
+        "  FROM tile_state.change WHERE layer = :l AND version > :a AND version <= :t) s WHERE NOT ST_IsEmpty(b)"),
+        {"l": layer, "a": after, "t": through}).all()]
 
 
 def prune(conn: Connection, older_than_days: float) -> dict[str, int]:
@@ -121,8 +139,10 @@ def prune(conn: Connection, older_than_days: float) -> dict[str, int]:
 
 
 def changed_since(conn: Connection, layer: str, version: int, z: int, x: int, y: int, margin: float) -> bool:
-    """Whether a change after `version` touched tile z/x/y (with its buffer margin)."""
+    """Whether a change after `version` touched tile z/x/y (with its buffer margin), or cannot be told
+    (its boxes were pruned)."""
     return bool(conn.execute(text(
         "SELECT EXISTS (SELECT 1 FROM tile_state.change WHERE layer = :l AND version > :v AND bbox && "
-        "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490))"),
+        "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490)) "
+        "OR EXISTS (SELECT 1 FROM tile_state.layer_version WHERE layer = :l AND pruned_through > :v)"),
         {"l": layer, "v": version, "z": z, "x": x, "y": y, "m": margin}).scalar())

@@ -81,19 +81,22 @@ class VectorLayer:
         # big polygons (provinces, counties) are cut to the buffered tile before anything else
         geom = "geom" if self.layer.geometry is Geometry.POINT else \
             "ST_Simplify(ST_ClipByBox2D(geom, env.e4490), :tol, true)"
+        # the layer's version is read by the same statement, so it is the version of what it renders
         return (
             "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e3857, "
             "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490) AS e4490) "
-            f"SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom', 'id') FROM ("
+            "SELECT coalesce((SELECT version FROM tile_state.layer_version WHERE layer = :table), 0), "
+            f"(SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom', 'id') FROM ("
             f"SELECT id{columns}, ST_AsMVTGeom(ST_Transform({geom}, 3857), env.e3857, {EXTENT}, {BUFFER}, true) "
-            f"AS geom FROM {self.relation}, env WHERE geom && env.e4490) t WHERE geom IS NOT NULL")
+            f"AS geom FROM {self.relation}, env WHERE geom && env.e4490) t WHERE geom IS NOT NULL)")
 
-    def render(self, conn: Connection, z: int, x: int, y: int) -> bytes:
+    def render(self, conn: Connection, z: int, x: int, y: int) -> tuple[int, bytes]:
+        """(the layer's data version the tile was rendered at, the MVT bytes)."""
         self.check(z, x, y)
         tol = SIMPLIFY_PX * 360.0 / (2 ** z * EXTENT)
-        tile = conn.execute(text(self.sql(z)), {"z": z, "x": x, "y": y, "m": MARGIN, "tol": tol,
-                                                "name": self.name}).scalar()
-        return bytes(tile or b"")
+        version, tile = conn.execute(text(self.sql(z)), {"z": z, "x": x, "y": y, "m": MARGIN, "tol": tol,
+                                                         "name": self.name, "table": self.layer.table}).one()
+        return version, bytes(tile or b"")
 
 
 def _attribute(f: Field) -> str:

@@ -15,8 +15,8 @@ depends_on = None
 def upgrade() -> None:
     # Derived from the registry as it stands; tests/test_vector_tiles.py checks every layer
     # table carries the triggers, and a new layer's revision calls `attach_change_triggers`.
-    from tiles.changes import FUNCTION_DDL, TABLES_DDL, attach_change_triggers
-    for statement in TABLES_DDL + FUNCTION_DDL:
+    from tiles.changes import TABLES_DDL, attach_change_triggers, function_ddl
+    for statement in TABLES_DDL + function_ddl(notify=False):
         op.execute(statement)
     attach_change_triggers(op.execute)
 
