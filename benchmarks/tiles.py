@@ -29,7 +29,9 @@ CENTRE = (126.558, 43.849)
 # Per zoom, the side of the square of distinct tiles around CENTRE, uncached: more tiles than a
 # server renders in one round, so no tile is requested twice in a round (wrk's `distinct`).
 UNCACHED_SIDE = {8: 3, 10: 12, 12: 48, 14: 64, 16: 64}
-CACHED_ZOOM, CACHED_SIDE = 14, 10       # 100 cached vector tiles
+CACHED_ZOOM, CACHED_SIDE = 14, 10       # 100 cached vector tiles (internal land_use)
+# 100 cached public tiles for the static front: a public layer whose tiles there weigh a few KB
+PUBLIC_LAYER, PUBLIC_ZOOM = "admin_division", 10
 RASTER_MAX = 100                        # cached imagery tiles at the pyramid's finest zoom
 MS_QUERY = "/mapserv/?map=bench&mode=tile&tilemode=gmap&tile={x}+{y}+{z}&layers=land_use&map.imagetype=mvt"
 
@@ -60,6 +62,9 @@ def cmd_lists(out: Path) -> None:
     tiles = square(CACHED_ZOOM, CACHED_SIDE)
     (out / "om_vector.txt").write_text("".join(f"/tiles/internal/vector/{LAYER}/{z}/{x}/{y}.pbf\n" for z, x, y in tiles))
     (out / "static_vector.txt").write_text("".join(f"/vector/{LAYER}/{z}/{x}/{y}.pbf\n" for z, x, y in tiles))
+    tiles = square(PUBLIC_ZOOM, CACHED_SIDE)
+    (out / "om_public.txt").write_text("".join(f"/tiles/vector/{PUBLIC_LAYER}/{z}/{x}/{y}.pbf\n" for z, x, y in tiles))
+    (out / "static_public.txt").write_text("".join(f"/public/{PUBLIC_LAYER}/{z}/{x}/{y}.pbf\n" for z, x, y in tiles))
     url = os.environ["DATABASE_URL"]
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1) if url.startswith("postgresql://") else url)
     with engine.connect() as conn:
@@ -138,9 +143,10 @@ def cmd_report(raw: Path, out: Path, a: argparse.Namespace) -> None:
         f"`{raster.get('epoch', '?')}` seeded with `flask --app wsgi tiles seed --if-missing` "
         "(ONEMAP_DATA_DIR=var/bench/data, ONEMAP_TILE_DIR=var/bench/tiles).",
         "- OneMap: `gunicorn --workers 2` (sync), `/tiles/internal/vector/land_use/{z}/{x}/{y}.pbf` with "
-        "`Authorization: Bearer` (a department token created for the run and revoked after it; each request "
-        "checks it in the database) and MapProxy at `/tiles/tiles/{epoch}/webmercator/{z}/{x}/{y}.png`; "
-        "tile cache at var/bench/tiles/vector (not the development var/tiles).",
+        "`Authorization: Bearer` (a department token created for the run and revoked after it), "
+        f"`/tiles/vector/{PUBLIC_LAYER}/{{z}}/{{x}}/{{y}}.pbf` (public) and MapProxy at "
+        "`/tiles/tiles/{epoch}/webmercator/{z}/{x}/{y}.png`; tile cache under var/bench/tiles (not the "
+        "development var/tiles).",
         "- MapServer 8: the OGC bench's mapfile, `mapserv` FastCGI ×2 behind nginx, "
         "`/mapserv/?map=bench&mode=tile&tilemode=gmap&tile=x+y+z&layers=land_use&map.imagetype=mvt` "
         "(all attributes at every zoom, no simplification; OneMap sends only label + category below z12 "
@@ -177,24 +183,32 @@ def cmd_report(raw: Path, out: Path, a: argparse.Namespace) -> None:
         lines.append(f"| {z} | {ms_t['distinct']} | {fmt(ms_l and ms_l['p50'])} | {fmt(ms_l and ms_l['p95'])} "
                      f"| {fmt(om_l and om_l['p50'])} | {fmt(om_l and om_l['p95'])} | {fmt(ms_t['rps'])} "
                      f"| {fmt(om_t['rps'])} | {r} | {per} | {hits} |")
-    lines += ["", "## 2. and 3. Cached tiles: OneMap vs nginx serving the same files", "",
-              "32 connections (`wrk -t2 -c32`). Vector: OneMap's cache warmed by one GET of each tile "
-              "(every request measured must be a cache hit); raster: MapProxy reading the seeded GeoPackage "
-              "pyramid.", "",
-              "| case | tiles | tile size (median) | OneMap req/s | p50 ms | p95 ms | nginx req/s | p50 ms | p95 ms "
-              "| OneMap/nginx | per round | OneMap cache hits |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for case, title in (("cached vector", f"vector z{CACHED_ZOOM} (land_use)"),
-                        ("cached raster", f"imagery z{raster.get('zoom', '?')} PNG")):
-        om, ng = agg(case, "OneMap"), agg(case, "nginx")
+    lines += ["", "## 2. Cached tiles: OneMap against a bare Python file server and nginx, serving the same files", "",
+              "32 connections (`wrk -t2 -c32`), the same 100 tiles per case. **python** = the floor peer: "
+              "`benchmarks/fileserver.py`, a bare WSGI app that reads the file and returns it, gunicorn 2 sync "
+              "workers like OneMap; **nginx** = the limit (nginx-light, 1 worker, sendfile, open_file_cache); "
+              "**front** = OneMap's own static front, the server block `flask --app wsgi tiles nginx` generates "
+              "(public tiles from the cache files via `try_files`, misses to OneMap), in the same nginx. OneMap's "
+              "vector caches were warmed by one GET of each tile (every request measured must be a hit: "
+              "`X-Tile-Cache`); imagery comes from MapProxy reading the seeded GeoPackage pyramid.", "",
+              "| case | tiles | size (median) | nginx req/s | python req/s | OneMap req/s | OneMap p50 / p95 ms "
+              "| **OneMap/python** (target ≥ 0.8) | per round | OneMap/nginx | front req/s | **front/nginx** "
+              "(target ≥ 0.5) | per round | OneMap hits |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for case, title in (("cached vector", f"internal vector z{CACHED_ZOOM} (land_use, token)"),
+                        ("cached public", f"public vector z{PUBLIC_ZOOM} ({PUBLIC_LAYER})"),
+                        ("cached raster", f"imagery z{raster.get('zoom', '?')} PNG (MapProxy)")):
+        om, py, ng, fr = (agg(case, s_) for s_ in ("OneMap", "python", "nginx", "front"))
         if not om or not ng:
             continue
-        r, per = ratio(om, ng)
-        size = sizes.get(case.split()[1], {}).get("bytes_median")
-        hits = f"{om['hits']} / {om['requests']}" if case == "cached vector" else "n/a"
-        lines.append(f"| {title} | {om['distinct']} | {size / 1024:.1f} KB | {fmt(om['rps'])} | {fmt(om['p50'])} "
-                     f"| {fmt(om['p95'])} | {fmt(ng['rps'])} | {fmt(ng['p50'])} | {fmt(ng['p95'])} | {r} | {per} "
-                     f"| {hits} |" if size else "")
+        r_py, per_py = ratio(om, py)
+        r_ng, _ = ratio(om, ng)
+        r_fr, per_fr = ratio(fr, ng) if fr else ("—", "")
+        size = sizes.get(case.split()[1], {}).get("bytes_median") or 0
+        hits = f"{om['hits']} / {om['requests']}" if case != "cached raster" else "n/a"
+        lines.append(f"| {title} | {om['distinct']} | {size / 1024:.1f} KB | {fmt(ng['rps'])} "
+                     f"| {fmt(py and py['rps'])} | {fmt(om['rps'])} | {fmt(om['p50'])} / {fmt(om['p95'])} "
+                     f"| {r_py} | {per_py} | {r_ng} | {fmt(fr and fr['rps'])} | {r_fr} | {per_fr} | {hits} |")
     errors = [f"{r['server']} {r['scenario']} round {r['round']}: {r['errors']} errors ({r['non2xx']} non-2xx)"
               for r in rows if r["errors"] and r["scenario"] != "warmup"]
     repeats = [f"{r['server']} {r['scenario']} round {r['round']}" for r in rows

@@ -81,14 +81,16 @@ class VectorLayer:
         # big polygons (provinces, counties) are cut to the buffered tile before anything else
         geom = "geom" if self.layer.geometry is Geometry.POINT else \
             "ST_Simplify(ST_ClipByBox2D(geom, env.e4490), :tol, true)"
-        # the layer's version is read by the same statement, so it is the version of what it renders
+        # The layer's version is read by the same statement, so it is the version of what it renders.
+        # No `WHERE geom IS NOT NULL` outside: PostgreSQL would push it into the scan and compute
+        # ST_AsMVTGeom twice per row (ST_AsMVT skips null geometries itself): 2.6x at z10.
         return (
             "WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS e3857, "
             "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490) AS e4490) "
             "SELECT coalesce((SELECT version FROM tile_state.layer_version WHERE layer = :table), 0), "
             f"(SELECT ST_AsMVT(t, :name, {EXTENT}, 'geom', 'id') FROM ("
             f"SELECT id{columns}, ST_AsMVTGeom(ST_Transform({geom}, 3857), env.e3857, {EXTENT}, {BUFFER}, true) "
-            f"AS geom FROM {self.relation}, env WHERE geom && env.e4490) t WHERE geom IS NOT NULL)")
+            f"AS geom FROM {self.relation}, env WHERE geom && env.e4490) t)")
 
     def render(self, conn: Connection, z: int, x: int, y: int) -> tuple[int, bytes]:
         """(the layer's data version the tile was rendered at, the MVT bytes)."""
