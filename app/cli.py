@@ -20,6 +20,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(etl_group)
     from app.users_cli import users_group
     app.cli.add_command(users_group)
+    from app.compare_cli import compare_group
+    app.cli.add_command(compare_group)
 
 
 @click.group("db", help="Database schema (Alembic migrations derived from the layer registry).")

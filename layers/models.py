@@ -137,3 +137,26 @@ staff_user = Table(
     CheckConstraint("username = lower(username)", name="ck_staff_user_username_lower"),
     comment="工作人员账号 Staff accounts: role, region scope, password hash, lock-out state.",
 )
+
+# Comparison runs (比对核查批次): one run of services.comparison over a batch of change patches:
+# its inputs and parameters, progress (so an interrupted run says where it stopped and can resume),
+# per-stage timings and counts. The per-patch results are the layer `comparison_result`.
+comparison_run = Table(
+    "comparison_run", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("batch", Text, nullable=False, index=True),
+    Column("parameters", JSONB, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("patches_total", Integer, nullable=False),
+    Column("patches_done", Integer, nullable=False),
+    Column("last_patch_id", BigInteger),
+    Column("stage", Text),
+    Column("timings", JSONB, nullable=False),
+    Column("counts", JSONB, nullable=False),
+    Column("error", Text),
+    comment="比对核查批次: one comparison run over a batch of change patches.",
+)

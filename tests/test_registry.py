@@ -16,7 +16,7 @@ from layers.registry import Field, Layer, Geometry
 DOMAIN_LAYERS = {
     "admin_division", "land_use", "plan_zone", "eco_redline", "urban_boundary", "basic_farmland",
     "imagery_epoch", "approval", "supply", "development_report", "consolidation_project",
-    "enforcement_case", "violation_lead", "change_patch", "mining_right", "mine_report",
+    "enforcement_case", "violation_lead", "change_patch", "comparison_result", "mining_right", "mine_report",
     "hazard_point", "disaster_event", "disaster_report",
 }
 

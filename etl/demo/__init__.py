@@ -41,10 +41,11 @@ from etl.demo.mining import mine_reports, mining_rights
 from etl.demo.numbering import assign_numbers, issue_supervision_numbers
 from etl.demo.records import DemoRecords
 from etl.demo.sites import World
-from etl.demo.store import EPOCHS, business, imagery_epochs, zones
+from etl.demo.store import BATCH, EPOCHS, business, imagery_epochs, zones
 from etl.demo.streams import stream
 from layers import REGISTRY
 from services.areas import geodesic_area_m2
+from services.comparison import run_in_transaction
 
 __all__ = ["load_demo", "province_loaded"]
 
@@ -131,6 +132,9 @@ def load_demo(engine: Engine, data_dir: Path, scale: float = 1.0, seed: int = 20
             issue_supervision_numbers(conn, records)
             report_ids = business(loader, records)
             loader.finish()
+            # the comparison of the demo batch: the results layer and the satellite leads
+            run_in_transaction(conn, BATCH, requested_by="demo")
+            say(f"demo: change patches compared ({time.perf_counter() - started:.1f} s)")
             tmp_paths = rendering.result()
             say(f"demo: imagery rendered ({time.perf_counter() - started:.1f} s)")
             counts = {layer.name: loader.rows(f"SELECT count(*) FROM {layer.table}")[0][0] for layer in REGISTRY}

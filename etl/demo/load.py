@@ -119,7 +119,7 @@ class Loader:
         self.sql("SET LOCAL parallel_setup_cost = 100")
         self.sql("SET LOCAL parallel_tuple_cost = 0.001")
         tables = [layer.table for layer in REGISTRY] + [link.name for link in REGISTRY.links] + [
-            "supervision_number", "supervision_counter"]
+            "supervision_number", "supervision_counter", "comparison_run"]
         self.sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         self.sql(f"DROP SCHEMA IF EXISTS {STAGE} CASCADE")
         self.sql(f"CREATE SCHEMA {STAGE}")

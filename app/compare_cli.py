@@ -1,0 +1,97 @@
+"""`flask --app wsgi compare …`: run the spatial comparison (比对核查) of a batch, list runs, report."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import text
+
+from app.db import engine
+
+
+@click.group("compare", cls=AppGroup, help="Spatial comparison (比对核查) of change-patch batches.")
+def compare_group() -> None:
+    pass
+
+
+@compare_group.command("run", help="Compare every change patch of BATCH; resumes an interrupted run of it.")
+@click.option("--batch", required=True, help="The monitoring batch (change_patch.batch).")
+@click.option("--restart", is_flag=True, help="Start a new run even if an earlier run of the batch was interrupted.")
+@click.option("--sliver-m2", type=float, default=1.0, show_default=True,
+              help="Overlaps below this area count as none.")
+@click.option("--chunk-size", type=int, default=2000, show_default=True, help="Patches per transaction.")
+@click.option("--user", help="Who runs it (default: the login name).")
+def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, user: str | None) -> None:
+    from services.comparison import ComparisonError, Parameters, get_run, run_comparison, where_it_stopped
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=f"comparing {batch}", show_pos=True, file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        params = Parameters(sliver_m2=sliver_m2, chunk_size=chunk_size)
+        result = run_comparison(engine(), batch, params, requested_by=user, resume=not restart, progress=progress)
+    except ComparisonError as exc:
+        raise click.ClickException(str(exc)) from None
+    except BaseException:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        with engine().connect() as conn:
+            last = conn.execute(text("SELECT max(id) FROM comparison_run WHERE batch = :b"), {"b": batch}).scalar()
+            if last is not None:
+                click.echo(where_it_stopped(get_run(conn, last)), err=True)
+        raise
+    if bar is not None:
+        bar.__exit__(None, None, None)
+    if result.resumed_from:
+        click.echo(f"run {result.run_id}: resumed after patch id {result.resumed_from}")
+    c = result.counts
+    click.echo(f"run {result.run_id}: {c['patches']:,} patches compared, {c['violations']:,} violations; "
+               f"leads {c.get('leads_created', 0)} created, {c.get('leads_updated', 0)} updated; "
+               f"{result.timings.get('total_s', 0):.2f} s")
+    for category, n in c["categories"].items():
+        if n:
+            click.echo(f"  {category:24s} {n:>8,d}")
+
+
+@compare_group.command("runs", help="List the comparison runs (latest first) and where unfinished ones stopped.")
+@click.option("--limit", type=int, default=20, show_default=True)
+def compare_runs(limit: int) -> None:
+    from services.comparison import STATUS_FINISHED, get_run, where_it_stopped
+    with engine().connect() as conn:
+        ids = conn.execute(text("SELECT id FROM comparison_run ORDER BY id DESC LIMIT :n"), {"n": limit}).scalars()
+        for run_id in list(ids):
+            run = get_run(conn, run_id)
+            line = (f"{run['id']:>5}  {run['status']:11s} {run['batch']}  {run['patches_done']:,}/"
+                    f"{run['patches_total']:,}  started {run['started_at']:%Y-%m-%d %H:%M:%S}")
+            click.echo(line if run["status"] == STATUS_FINISHED else f"{line}\n       {where_it_stopped(run)}")
+
+
+@compare_group.command("report", help="The report of BATCH by city and county, as JSON, CSV or XLSX.")
+@click.option("--batch", required=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (.json, .csv, .xlsx); default: JSON on standard output.")
+def compare_report(batch: str, output: Path | None) -> None:
+    from services.comparison import ComparisonError
+    from services.comparison_report import report, to_csv, to_xlsx
+    try:
+        with engine().connect() as conn:
+            rep = report(conn, batch)
+    except ComparisonError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None:
+        click.echo(json.dumps(rep, ensure_ascii=False, indent=2))
+        return
+    writers = {".json": lambda r: json.dumps(r, ensure_ascii=False, indent=2).encode("utf-8"), ".csv": to_csv,
+               ".xlsx": to_xlsx}
+    if output.suffix.lower() not in writers:
+        raise click.BadParameter(f"{output.name}: use .json, .csv or .xlsx", param_hint="--output")
+    output.write_bytes(writers[output.suffix.lower()](rep))
+    click.echo(f"{output}: {len(rep['rows'])} rows")

@@ -1,0 +1,468 @@
+"""比对核查: compare a batch of change patches with the one map, set-based in PostGIS.
+
+Each change patch (遥感监测变化图斑) is overlaid with approvals, supply, plan zones, the urban
+development boundary, the ecological red line, permanent basic farmland, the land-use status
+and (mining patches) mining rights. Per patch the run stores its categories and the
+ellipsoidal area (CGCS2000, `services.areas.area_sql`) of every overlap in `comparison_result`
+(a layer of the registry), and every violating patch becomes a `violation_lead` linked to the
+patch and the run. The rules, edge cases included, are written down in docs/comparison.md;
+this module follows them.
+
+A run works through its batch in chunks of patches (ordered by id). Each chunk is one
+INSERT … SELECT over all its patches at once (LATERAL joins on GiST-indexed `&&` /
+ST_Intersects, big zone and county polygons cut with ST_Subdivide beforehand), followed by one
+statement upserting the leads; the run record's progress is updated in the same transaction.
+So an interrupted run says where it stopped (`last_patch_id`, `patches_done`, `stage`) and a
+later run of the batch resumes after the last committed chunk. Re-running a batch updates
+results and leads in place (keyed by patch), never duplicating them.
+
+    from services.comparison import run_comparison
+    result = run_comparison(engine, "2026年度卫片执法第1批", requested_by="cli")
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from sqlalchemy import Connection, Engine, text
+
+from layers.codes import COMPARISON_CATEGORY, FARMLAND_CLASSES
+from services.areas import area_sql
+
+# The leading category of a patch (styling, the result's `category`): the first it carries.
+SEVERITY = ("basic_farmland", "unapproved", "beyond_extent", "unsupplied", "outside_plan", "unlicensed_mining",
+            "beyond_boundary_mining", "expired_mining", "other", "legal")
+VIOLATIONS = frozenset(SEVERITY) - {"legal", "other"}
+assert set(SEVERITY) == set(COMPARISON_CATEGORY.codes)
+
+STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_QUEUED = (
+    "running", "finished", "failed", "interrupted", "queued")
+log = logging.getLogger(__name__)
+LEAD_PREFIX = "WP"   # 卫片: leads from satellite comparison are numbered WP + patch number
+
+
+class ComparisonError(Exception):
+    """A comparison run cannot start or go on; the message says why."""
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """A run's parameters, stored with the run."""
+    sliver_m2: float = 1.0           # overlaps below this count as none (digitising noise); > 0
+    chunk_size: int = 2000           # patches per transaction
+    subdivide_vertices: int = 256    # ST_Subdivide's max vertices for zones and counties
+
+    def __post_init__(self) -> None:
+        if not 1e-6 <= self.sliver_m2 <= 1e6:     # 0 would flag every touching neighbour
+            raise ComparisonError(f"parameter sliver_m2 must be between 1e-6 and 1e6 m², got {self.sliver_m2}")
+        if not 1 <= self.chunk_size <= 1_000_000:
+            raise ComparisonError(f"parameter chunk_size must be 1..1000000, got {self.chunk_size}")
+        if not 8 <= self.subdivide_vertices <= 10_000:
+            raise ComparisonError(f"parameter subdivide_vertices must be 8..10000, got {self.subdivide_vertices}")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "Parameters":
+        values = dict(values or {})
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ComparisonError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls(sliver_m2=float(values.get("sliver_m2", cls.sliver_m2)),
+                       chunk_size=int(values.get("chunk_size", cls.chunk_size)),
+                       subdivide_vertices=int(values.get("subdivide_vertices", cls.subdivide_vertices)))
+        except (TypeError, ValueError) as exc:
+            raise ComparisonError(f"invalid parameter value: {exc}") from None
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    batch: str
+    status: str
+    patches_total: int
+    patches_done: int
+    resumed_from: int | None = None       # the patch id after which a resumed run went on
+    counts: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+# --- the reference layers, prepared once per run ------------------------------------------
+
+_PREPARE = [
+    "DROP TABLE IF EXISTS cmp_zone, cmp_county",
+    # plan zones (by zone code), the urban development boundary and the ecological red line,
+    # cut into pieces of at most :v vertices, only where the batch lies
+    """CREATE TEMP TABLE cmp_zone AS
+       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch)
+       SELECT z.kind, z.code, ST_Subdivide(z.geom, :v) AS geom FROM (
+         SELECT 'plan' AS kind, zone_code AS code, geom FROM plan_zone
+         UNION ALL SELECT 'urban', 'urban', geom FROM urban_boundary
+         UNION ALL SELECT 'eco', 'eco', geom FROM eco_redline) z, box
+       WHERE z.geom && ST_SetSRID(box.g, 4490)""",
+    """CREATE TEMP TABLE cmp_county AS
+       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch)
+       SELECT a.code, coalesce(c.code, a.code) AS city_code, ST_Subdivide(a.geom, :v) AS geom
+       FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city', box
+       WHERE a.level = 'county' AND a.geom && ST_SetSRID(box.g, 4490)""",
+    "CREATE INDEX ON cmp_zone USING gist (geom)",
+    "CREATE INDEX ON cmp_county USING gist (geom)",
+    "ANALYZE cmp_zone",
+    "ANALYZE cmp_county",
+]
+
+_CLEANUP = "DROP TABLE IF EXISTS cmp_zone, cmp_county"
+
+
+def _piece(ref: str) -> str:
+    """The polygonal part of the patch inside one reference polygon `ref`.geom (the whole patch
+    when covered, which skips the overlay; touching gives an empty polygon)."""
+    return (f"CASE WHEN ST_CoveredBy(p.geom, {ref}.geom) THEN p.geom "
+            f"ELSE ST_CollectionExtract(ST_Intersection(p.geom, {ref}.geom), 3) END")
+
+
+def _covered(table: str, alias: str, where: str = "") -> str:
+    """LATERAL: the union of the patch's pieces inside the rows of `table` (g, NULL if none)."""
+    return (f"SELECT ST_Union({_piece(alias)}) AS g FROM {table} {alias} "
+            f"WHERE {alias}.geom && p.geom AND ST_Intersects({alias}.geom, p.geom){where}")
+
+
+A = area_sql  # noqa: E731 (short alias inside the SQL below)
+
+# One statement per chunk: overlaps (ov), then categories (cat), then the upsert.
+_COMPARE_SQL = f"""
+WITH p AS MATERIALIZED (
+  SELECT id, patch_no, batch, kind, detected_on, county_code, geom, {A('geom')} AS area,
+         (class_after = '1202' OR coalesce(temporary, false) OR coalesce(false_change, false)) AS other
+  FROM change_patch WHERE batch = :batch AND id > :lo AND id <= :hi),
+ov AS (
+  SELECT p.*, ap.g AS approved,
+         coalesce({A('ap.g')}, 0) AS approval_m2,
+         coalesce({A('sp.g')}, 0) AS supply_m2,
+         CASE WHEN ap.g IS NULL THEN 0 WHEN sp.g IS NULL THEN {A('ap.g')}
+              ELSE greatest({A('ap.g')} - {A('ST_CollectionExtract(ST_Intersection(ap.g, sp.g), 3)')}, 0)
+         END AS unsupplied_m2,
+         coalesce({A('bf.g')}, 0) AS basic_farmland_m2,
+         lu.by_class, coalesce(lu.farmland, 0) AS farmland_m2, coalesce(lu.illegal, 0) AS illegal_farmland_m2,
+         zn.by_code, coalesce(zn.restricted, 0) AS restricted_m2, coalesce(zn.urban, 0) AS urban_m2,
+         coalesce(zn.eco, 0) AS eco_redline_m2,
+         ct.by_county, ct.county, ct.city,
+         mr.licence_no, mr.valid_from, mr.valid_to, coalesce(mr.inside, 0) AS own_right_m2
+  FROM p
+  LEFT JOIN LATERAL ({_covered('approval', 'a', ' AND a.approved_on <= p.detected_on')}) ap ON true
+  LEFT JOIN LATERAL ({_covered('supply', 's', ' AND s.signed_on <= p.detected_on')}) sp ON true
+  LEFT JOIN LATERAL ({_covered('basic_farmland', 'b')}) bf ON true
+  LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(c.class_code, c.m2 ORDER BY c.class_code) FILTER (WHERE c.m2 > 0) AS by_class,
+           sum(c.m2) FILTER (WHERE c.farmland) AS farmland, sum(c.illegal) AS illegal
+    FROM (SELECT l.class_code, l.class_code = ANY(:farmland) AS farmland, sum({A('x.g')}) AS m2,
+                 sum(CASE WHEN l.class_code = ANY(:farmland) THEN
+                       CASE WHEN ap.g IS NULL THEN {A('x.g')}
+                            ELSE {A('ST_CollectionExtract(ST_Difference(x.g, ap.g), 3)')} END END) AS illegal
+          FROM land_use l CROSS JOIN LATERAL (SELECT {_piece('l')} AS g) x
+          WHERE l.geom && p.geom AND ST_Intersects(l.geom, p.geom)
+          GROUP BY l.class_code) c) lu ON true
+  LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(z.code, z.m2 ORDER BY z.code) FILTER (WHERE z.kind = 'plan' AND z.m2 > 0) AS by_code,
+           sum(z.m2) FILTER (WHERE z.kind = 'plan' AND z.code IN ('030', '040')) AS restricted,
+           sum(z.m2) FILTER (WHERE z.kind = 'urban') AS urban,
+           sum(z.m2) FILTER (WHERE z.kind = 'eco') AS eco
+    FROM (SELECT zz.kind, zz.code, {A(f"ST_Union({_piece('zz')})")} AS m2
+          FROM cmp_zone zz WHERE zz.geom && p.geom AND ST_Intersects(zz.geom, p.geom)
+          GROUP BY zz.kind, zz.code) z) zn ON true
+  LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(k.code, k.m2 ORDER BY k.code) AS by_county,
+           (array_agg(k.code ORDER BY k.m2 DESC, k.code))[1] AS county,
+           (array_agg(k.city_code ORDER BY k.m2 DESC, k.code))[1] AS city
+    FROM (SELECT cc.code, cc.city_code, {A(f"ST_Union({_piece('cc')})")} AS m2
+          FROM cmp_county cc WHERE cc.geom && p.geom AND ST_Intersects(cc.geom, p.geom)
+          GROUP BY cc.code, cc.city_code) k WHERE k.m2 > 0) ct ON true
+  LEFT JOIN LATERAL (
+    SELECT m.licence_no, m.valid_from, m.valid_to, {A('x.g')} AS inside
+    FROM mining_right m CROSS JOIN LATERAL (SELECT {_piece('m')} AS g) x
+    WHERE p.kind = 'mining' AND m.right_type = 'mining' AND m.geom && p.geom AND ST_Intersects(m.geom, p.geom)
+    ORDER BY {A('x.g')} DESC, m.valid_to DESC, m.id LIMIT 1) mr ON true),
+flags AS (
+  SELECT ov.*,
+    greatest(area - approval_m2, 0) AS unapproved_m2,
+    greatest(area - urban_m2, 0) AS outside_boundary_m2,
+    CASE WHEN own_right_m2 >= :sliver THEN own_right_m2 ELSE 0 END AS own_m2,
+    CASE WHEN own_right_m2 >= :sliver THEN licence_no END AS own_licence,
+    array_remove(CASE
+      WHEN kind = 'construction' AND other THEN ARRAY['other']
+      WHEN kind = 'construction' THEN ARRAY[
+        CASE WHEN basic_farmland_m2 >= :sliver THEN 'basic_farmland' END,
+        CASE WHEN approval_m2 < :sliver THEN 'unapproved' END,
+        CASE WHEN approval_m2 >= :sliver AND area - approval_m2 >= :sliver THEN 'beyond_extent' END,
+        CASE WHEN approval_m2 >= :sliver AND unsupplied_m2 >= :sliver THEN 'unsupplied' END,
+        CASE WHEN restricted_m2 >= :sliver OR area - urban_m2 >= :sliver OR eco_redline_m2 >= :sliver
+             THEN 'outside_plan' END]
+      ELSE ARRAY[
+        CASE WHEN basic_farmland_m2 >= :sliver THEN 'basic_farmland' END,
+        CASE WHEN own_right_m2 < :sliver THEN 'unlicensed_mining' END,
+        CASE WHEN own_right_m2 >= :sliver AND area - own_right_m2 >= :sliver THEN 'beyond_boundary_mining' END,
+        CASE WHEN own_right_m2 >= :sliver AND NOT detected_on BETWEEN valid_from AND valid_to
+             THEN 'expired_mining' END]
+    END, NULL) AS flagged
+  FROM ov),
+cat AS (
+  SELECT flags.*, CASE WHEN flagged = '{{}}' THEN ARRAY['legal'] ELSE flagged END AS categories
+  FROM flags)
+INSERT INTO comparison_result AS r (
+  patch_id, patch_no, batch, run_id, kind, category, categories, violation, area_m2,
+  approval_m2, unapproved_m2, supply_m2, unsupplied_m2, basic_farmland_m2, farmland_m2, illegal_farmland_m2,
+  restricted_m2, outside_boundary_m2, eco_redline_m2, zone_m2, land_use_m2, county_m2,
+  licence_no, own_right_m2, outside_right_m2, county_code, city_code, compared_at, geom)
+SELECT id, patch_no, batch, :run, kind,
+       (SELECT s FROM unnest(CAST(:severity AS text[])) WITH ORDINALITY AS o(s, n)
+        WHERE s = ANY(categories) ORDER BY n LIMIT 1),
+       categories, categories && CAST(:violations AS text[]), area,
+       approval_m2, unapproved_m2, supply_m2, unsupplied_m2, basic_farmland_m2, farmland_m2,
+       CASE WHEN kind = 'construction' AND NOT other THEN illegal_farmland_m2 ELSE 0 END,
+       restricted_m2, outside_boundary_m2, eco_redline_m2, coalesce(by_code, '{{}}'), coalesce(by_class, '{{}}'),
+       coalesce(by_county, '{{}}'),
+       own_licence, CASE WHEN kind = 'mining' THEN own_m2 END,
+       CASE WHEN kind = 'mining' THEN greatest(area - own_m2, 0) END,
+       coalesce(county, county_code),
+       coalesce(city, (SELECT coalesce(c.code, a.code) FROM admin_division a
+                       LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
+                       WHERE a.code = cat.county_code), county_code),
+       now(), geom
+FROM cat
+ON CONFLICT (patch_id) DO UPDATE SET
+  {", ".join(f"{c} = EXCLUDED.{c}" for c in (
+      "patch_no", "batch", "run_id", "kind", "category", "categories", "violation", "area_m2", "approval_m2",
+      "unapproved_m2", "supply_m2", "unsupplied_m2", "basic_farmland_m2", "farmland_m2", "illegal_farmland_m2",
+      "restricted_m2", "outside_boundary_m2", "eco_redline_m2", "zone_m2", "land_use_m2", "county_m2",
+      "licence_no", "own_right_m2", "outside_right_m2", "county_code", "city_code", "compared_at", "geom"))}
+"""
+
+# Leads: one per violating patch (source satellite), updated in place on a re-run; a lead still
+# 'new' whose patch no longer violates is dismissed (a person's verdict is never overwritten).
+_LEADS_SQL = f"""
+WITH r AS (SELECT * FROM comparison_result WHERE run_id = :run AND patch_id > :lo AND patch_id <= :hi),
+upd AS (
+  UPDATE violation_lead v SET
+    categories = r.categories, run_id = r.run_id, area_m2 = r.area_m2, farmland_m2 = r.farmland_m2,
+    basic_farmland_m2 = r.basic_farmland_m2, county_code = r.county_code, geom = r.geom,
+    status = CASE WHEN NOT r.violation AND v.status = 'new' THEN 'dismissed'
+                  ELSE v.status END
+  FROM r WHERE v.patch_id = r.patch_id AND v.source = 'satellite' AND v.lead_no = '{LEAD_PREFIX}' || r.patch_no
+  RETURNING v.id),
+ins AS (
+  INSERT INTO violation_lead (lead_no, source, categories, patch_id, run_id, area_m2, farmland_m2,
+                              basic_farmland_m2, status, found_on, county_code, geom)
+  SELECT '{LEAD_PREFIX}' || r.patch_no, 'satellite', r.categories, r.patch_id, r.run_id, r.area_m2, r.farmland_m2,
+         r.basic_farmland_m2, 'new', current_date, r.county_code, r.geom
+  FROM r WHERE r.violation AND NOT EXISTS (
+    SELECT 1 FROM violation_lead v WHERE v.lead_no = '{LEAD_PREFIX}' || r.patch_no)
+  RETURNING id)
+SELECT (SELECT count(*) FROM upd) AS updated, (SELECT count(*) FROM ins) AS created
+"""
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+def create_run(conn: Connection, batch: str, params: Parameters | None = None, requested_by: str | None = None,
+               status: str = STATUS_QUEUED) -> int:
+    """Record a run of `batch` (not started yet); raises ComparisonError for an unknown batch."""
+    params = params or Parameters()
+    total = conn.execute(text("SELECT count(*) FROM change_patch WHERE batch = :b"), {"b": batch}).scalar_one()
+    if total == 0:
+        raise ComparisonError(f"batch {batch!r}: no change patches with this batch name")
+    return conn.execute(text(
+        "INSERT INTO comparison_run (batch, parameters, status, requested_by, patches_total, patches_done, "
+        "stage, timings, counts) VALUES (:b, :p, :s, :u, :t, 0, 'queued', '{}', '{}') RETURNING id"),
+        {"b": batch, "p": json.dumps(asdict(params)), "s": status, "u": requested_by or _user(), "t": total}
+    ).scalar_one()
+
+
+def get_run(conn: Connection, run_id: int) -> dict | None:
+    row = conn.execute(text(
+        "SELECT id, batch, parameters, status, requested_by, started_at, finished_at, heartbeat_at, patches_total, "
+        "patches_done, last_patch_id, stage, timings, counts, error FROM comparison_run WHERE id = :i"),
+        {"i": run_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def where_it_stopped(run: dict) -> str:
+    """One line for a person: how far an unfinished run got."""
+    return (f"run {run['id']} of batch {run['batch']!r} stopped in stage {run['stage'] or 'queued'} after "
+            f"{run['patches_done']:,} of {run['patches_total']:,} patches"
+            + (f" (last patch id {run['last_patch_id']})" if run["last_patch_id"] else "")
+            + (f": {run['error']}" if run.get("error") else ""))
+
+
+def run_comparison(engine: Engine, batch: str, params: Parameters | None = None, requested_by: str | None = None,
+                   resume: bool = True, run_id: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Compare every patch of `batch`, committing chunk by chunk (resumable).
+
+    With `resume` (the default) an unfinished earlier run of the batch (interrupted or failed)
+    is continued after its last committed chunk; otherwise, or when there is none, a new run
+    starts (or the queued run `run_id`). Raises ComparisonError when another process is
+    comparing the batch, or for an unknown batch.
+    """
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT pg_try_advisory_lock(hashtext('onemap.comparison'), hashtext(:b))"),
+                            {"b": batch}).scalar_one():
+            conn.rollback()
+            raise ComparisonError(f"batch {batch!r} is being compared by another run right now")
+        try:
+            # nobody else holds the batch: a run still marked running died with its process
+            conn.execute(text("UPDATE comparison_run SET status = :i WHERE batch = :b AND status = :r"),
+                         {"i": STATUS_INTERRUPTED, "b": batch, "r": STATUS_RUNNING})
+            earlier = None
+            if resume and run_id is None:
+                earlier = conn.execute(text(
+                    "SELECT id FROM comparison_run WHERE batch = :b AND status IN (:i, :f) ORDER BY id DESC LIMIT 1"),
+                    {"b": batch, "i": STATUS_INTERRUPTED, "f": STATUS_FAILED}).scalar()
+            if earlier is not None:
+                run_id = earlier
+            elif run_id is None:
+                run_id = create_run(conn, batch, params, requested_by)
+            conn.commit()
+            return _Runner(conn, run_id, commit=True, progress=progress).run()
+        finally:
+            conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock(hashtext('onemap.comparison'), hashtext(:b))"), {"b": batch})
+            conn.commit()
+
+
+def start_in_background(engine: Engine, batch: str, params: Parameters | None = None,
+                        requested_by: str | None = None) -> int:
+    """Record a queued run of `batch` and run it in a background thread; returns the run id to poll.
+
+    Raises ComparisonError for an unknown batch. A run that cannot start (the batch is being
+    compared by another run) ends as `failed` with the reason in `error`."""
+    with engine.begin() as conn:
+        run_id = create_run(conn, batch, params, requested_by)
+
+    def job() -> None:
+        try:
+            run_comparison(engine, batch, resume=False, run_id=run_id)
+        except ComparisonError as exc:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE comparison_run SET status = :f, error = :e, finished_at = now() "
+                                  "WHERE id = :i AND status = :q"),
+                             {"f": STATUS_FAILED, "e": str(exc), "i": run_id, "q": STATUS_QUEUED})
+        except Exception:      # the runner recorded it on the run; the log keeps the traceback
+            log.exception("comparison run %s of batch %r failed", run_id, batch)
+
+    threading.Thread(target=job, name=f"comparison-run-{run_id}", daemon=True).start()
+    return run_id
+
+
+def run_in_transaction(conn: Connection, batch: str, params: Parameters | None = None,
+                       requested_by: str | None = None) -> RunResult:
+    """Compare `batch` inside the caller's transaction (the demo load, tests): no intermediate commits."""
+    run_id = create_run(conn, batch, params, requested_by)
+    return _Runner(conn, run_id, commit=False).run()
+
+
+class _Runner:
+    def __init__(self, conn: Connection, run_id: int, commit: bool, progress=None):
+        self.conn, self.run_id, self.commit = conn, run_id, commit
+        self.progress = progress or (lambda done, total: None)
+        run = get_run(conn, run_id)
+        if run is None:
+            raise ComparisonError(f"no comparison run {run_id}")
+        if run["status"] == STATUS_FINISHED:
+            raise ComparisonError(f"comparison run {run_id} has already finished")
+        self.run_row = run
+        self.params = Parameters.from_dict(run["parameters"])
+        self.timings = dict(run["timings"] or {})
+        self.counts = dict(run["counts"] or {})
+
+    def _sql(self, sql: str, **params):
+        return self.conn.execute(text(sql), params)
+
+    def _checkpoint(self) -> None:
+        if self.commit:
+            self.conn.commit()
+
+    def _set(self, **values) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        values = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in values.items()}
+        self._sql(f"UPDATE comparison_run SET {sets}, heartbeat_at = now() WHERE id = :run_id",
+                  run_id=self.run_id, **values)
+
+    def _time(self, stage: str, seconds: float) -> None:
+        self.timings[f"{stage}_s"] = round(self.timings.get(f"{stage}_s", 0.0) + seconds, 3)
+
+    def run(self) -> RunResult:
+        run, batch = self.run_row, self.run_row["batch"]
+        resumed_from = run["last_patch_id"]
+        started = time.perf_counter()
+        self._set(status=STATUS_RUNNING, stage="prepare", error=None)
+        self._checkpoint()
+        try:
+            t = time.perf_counter()
+            for statement in _PREPARE:
+                self._sql(statement, batch=batch, v=self.params.subdivide_vertices)
+            self._time("prepare", time.perf_counter() - t)
+            ids = [r[0] for r in self._sql("SELECT id FROM change_patch WHERE batch = :b AND id > :after ORDER BY id",
+                                           b=batch, after=resumed_from or 0)]
+            done, total = run["patches_done"] if resumed_from else 0, run["patches_total"]
+            total = done + len(ids)
+            self._set(stage="compare", patches_total=total, patches_done=done)
+            self._checkpoint()
+            self.progress(done, total)
+            size = self.params.chunk_size
+            lo = resumed_from or 0
+            for k in range(0, len(ids), size):
+                chunk = ids[k:k + size]
+                hi = chunk[-1]
+                self._chunk(batch, lo, hi)
+                done += len(chunk)
+                self._set(patches_done=done, last_patch_id=hi, timings=self.timings, counts=self.counts)
+                self._checkpoint()
+                self.progress(done, total)
+                lo = hi
+            t = time.perf_counter()
+            self.counts.update(self._final_counts(batch))
+            self._time("count", time.perf_counter() - t)
+            self._time("total", time.perf_counter() - started)
+            self._sql(_CLEANUP)
+            self._set(status=STATUS_FINISHED, stage="finished", timings=self.timings, counts=self.counts)
+            self._sql("UPDATE comparison_run SET finished_at = now() WHERE id = :i", i=self.run_id)
+            self._checkpoint()
+        except BaseException as exc:
+            if not self.commit:
+                raise
+            self.conn.rollback()
+            status = STATUS_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else STATUS_FAILED
+            self._set(status=status, error=f"{type(exc).__name__}: {exc}"[:2000])
+            self.conn.commit()
+            raise
+        return RunResult(self.run_id, batch, STATUS_FINISHED, total, done, resumed_from, self.counts, self.timings)
+
+    def _chunk(self, batch: str, lo: int, hi: int) -> None:
+        t = time.perf_counter()
+        self._sql(_COMPARE_SQL, batch=batch, lo=lo, hi=hi, run=self.run_id, sliver=self.params.sliver_m2,
+                  farmland=sorted(FARMLAND_CLASSES), severity=list(SEVERITY), violations=sorted(VIOLATIONS))
+        self._time("compare", time.perf_counter() - t)
+        t = time.perf_counter()
+        updated, created = self._sql(_LEADS_SQL, run=self.run_id, lo=lo, hi=hi).one()
+        self.counts["leads_created"] = self.counts.get("leads_created", 0) + created
+        self.counts["leads_updated"] = self.counts.get("leads_updated", 0) + updated
+        self._time("leads", time.perf_counter() - t)
+
+    def _final_counts(self, batch: str) -> dict:
+        row = self._sql("""SELECT count(*) AS patches, count(*) FILTER (WHERE violation) AS violations
+                           FROM comparison_result WHERE batch = :b""", b=batch).mappings().one()
+        per = dict(self._sql("""SELECT c, count(*) FROM comparison_result, unnest(categories) c
+                                WHERE batch = :b GROUP BY c""", b=batch).all())
+        return {"patches": row["patches"], "violations": row["violations"],
+                "categories": {c: per.get(c, 0) for c in SEVERITY}}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
