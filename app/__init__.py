@@ -22,6 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health_bp)
     from app import map as web_map
     web_map.init_app(app)   # / (staff) and /public/ maps, their JSON, /vendor assets
+    from app.query import bp as query_bp
+    app.register_blueprint(query_bp)    # /api/query, /query/print: the inspector's area query
     from app.upload import bp as upload_bp
     app.register_blueprint(upload_bp)   # /upload: the clerks' submissions (etl.importer)
 

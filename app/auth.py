@@ -8,7 +8,8 @@
   admins, who hold every role). Pages send the anonymous to `/login?next=…`; JSON (`/api/…`,
   or a request that is not a GET for HTML) gets 401, a missing role 403.
 - CSRF (Flask-WTF): every POST/PUT/PATCH/DELETE of a browser carries the session's token, as
-  the form field `csrf_token` or the header `X-CSRFToken`; without it the answer is 400. A
+  the form field `csrf_token` or the header `X-CSRFToken`; without it the answer is 400 (the
+  login form too; an anonymous request elsewhere gets 401 from `login_required`). A
   request naming a department token (`Authorization: Bearer …`, or the upload form's `token`
   field) is authenticated by that token alone, never by the session, so it needs no CSRF
   token. The OGC APIs are read-only and exempt (their POST carries a CQL2 query).
@@ -155,8 +156,11 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 
 def _check_csrf():
+    """Session-authenticated changes, and the login form itself (login CSRF), need the token; an
+    anonymous request gets its 401 from login_required instead."""
     if (request.method in STATE_CHANGING and request.blueprint not in READ_ONLY_BLUEPRINTS
-            and not department_token_of_request()):
+            and not department_token_of_request()
+            and (request.endpoint == "auth.login_submit" or _current_user() is not None)):
         csrf.protect()
 
 
