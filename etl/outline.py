@@ -37,7 +37,7 @@ def read_outline(path: Path, display: str, limits: Limits = OUTLINE_LIMITS) -> s
                 raise ReadFailed(f"{display}: the archive must hold exactly one .shp or .geojson file "
                                  f"(found {len(data)})")
             path, display = data[0], f"{display}!{data[0].name}"
-        source = readers.read_source(path, display, limits.max_features)
+        source = readers.read_source(path, display, limits)
     geoms = source.geometries[[g is not None and not g.is_empty for g in source.geometries]]
     if len(geoms) == 0:
         raise ReadFailed(f"{display}: no geometry in the file")
