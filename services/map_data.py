@@ -114,8 +114,9 @@ def features_geojson(conn: Connection, name: str, public: bool, date_from: date 
 
 def identify(conn: Connection, names: list[str], lon: float, lat: float, tolerance_deg: float,
              public: bool) -> list[dict]:
-    """The features of `names` (top layer first) under the point — polygons containing it, points
-    and lines within `tolerance_deg` — each described for a popup (zh/en titles, code labels, units)."""
+    """The features of `names` (top layer first) under the point — per layer the smallest polygon
+    containing it (a county, not the province), or the points and lines within `tolerance_deg` —
+    each described for a popup (zh/en titles, code labels, units)."""
     layers = [audience_layer(n, public) for n in dict.fromkeys(names)]
     if not layers:
         return []
@@ -123,12 +124,15 @@ def identify(conn: Connection, names: list[str], lon: float, lat: float, toleran
         raise MapDataError("tolerance must be in (0, 1] degrees")
     parts = []
     for i, layer in enumerate(layers):
-        hit = "ST_Intersects(geom, p.pt)" if layer.geometry is Geometry.MULTIPOLYGON else \
-            "geom && ST_Expand(p.pt, :tol) AND ST_DWithin(geom, p.pt, :tol)"
+        if layer.geometry is Geometry.MULTIPOLYGON:   # the smallest polygon containing the point
+            hit, order, limit = "ST_Intersects(geom, p.pt)", "ST_Area(geom)", 1
+        else:                                         # the nearest points or lines
+            hit = "geom && ST_Expand(p.pt, :tol) AND ST_DWithin(geom, p.pt, :tol)"
+            order, limit = "ST_Distance(geom, p.pt)", IDENTIFY_PER_LAYER
         parts.append(
             f"(SELECT {i} AS k, t.id, to_jsonb(t) - 'geom' - 'id' AS props FROM "
             f"(SELECT id, {_columns(layer, public)}, geom FROM {_relation(layer, public)} WHERE {hit} "
-            f"ORDER BY ST_Distance(geom, p.pt), id LIMIT {IDENTIFY_PER_LAYER}) t)")
+            f"ORDER BY {order}, id LIMIT {limit}) t)")
     sql = ("SELECT u.k, u.id, u.props::text FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4490) AS pt) p, "
            "LATERAL (" + " UNION ALL ".join(parts) + ") u ORDER BY u.k")
     rows = conn.execute(text(sql), {"lon": lon, "lat": lat, "tol": tolerance_deg}).all()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
 from app.db import engine
@@ -135,6 +135,11 @@ def staff_map():
 @bp.get("/public/")
 def public_map():
     return _page(True)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return current_app.send_static_file("map/favicon.svg")
 
 
 def init_app(app: Flask) -> None:

@@ -160,7 +160,8 @@
         if (!layer.time_field || !state.layers[layer.name]) { return; }
         var ll = state.layers[layer.name];
         if (ll.reload) { if (state.shown[layer.name]) { ll.reload(); } else { ll.loadedUrl = null; } }
-        else { ll.redraw(); }
+        // Leaflet's redraw ignores minZoom: below it there are no tiles to restyle anyway
+        else if (map.hasLayer(ll) && map.getZoom() >= layer.style.min_zoom) { ll.redraw(); }
       });
     }
 
