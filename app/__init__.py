@@ -27,8 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.upload import bp as upload_bp
     app.register_blueprint(upload_bp)   # /upload: the clerks' submissions (etl.importer)
 
-    from app.comparisons import bp as comparisons_bp
+    from app.comparisons import approvals_bp, bp as comparisons_bp
     app.register_blueprint(comparisons_bp)   # /api/comparisons: comparison runs as jobs, their reports
+    app.register_blueprint(approvals_bp)     # /api/approvals/<id>/compliance: 审批合规性核查
 
     from app import ogc
     ogc.init_app(app)  # /ogc (public) and /internal/ogc (department tokens)

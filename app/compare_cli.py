@@ -95,3 +95,47 @@ def compare_report(batch: str, output: Path | None) -> None:
         raise click.BadParameter(f"{output.name}: use .json, .csv or .xlsx", param_hint="--output")
     output.write_bytes(writers[output.suffix.lower()](rep))
     click.echo(f"{output}: {len(rep['rows'])} rows")
+
+
+@compare_group.command("approvals", help="Approval compliance check (建设用地审批合规性核查): red/yellow/green with reasons.")
+@click.option("--document-no", "document_nos", multiple=True, help="Only these approvals (批准文号); default all.")
+@click.option("--county", help="Only the approvals of this county (GB/T 2260 code).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+def compare_approvals(document_nos: tuple[str, ...], county: str | None, as_json: bool) -> None:
+    from services.compliance import check_approvals
+    with engine().connect() as conn:
+        ids = None
+        if document_nos:
+            found = dict(conn.execute(text("SELECT document_no, id FROM approval WHERE document_no = ANY(:d)"),
+                                      {"d": list(document_nos)}).all())
+            missing = sorted(set(document_nos) - set(found))
+            if missing:
+                raise click.BadParameter(f"no approval {', '.join(missing)}", param_hint="--document-no")
+            ids = sorted(found.values())
+        checked = check_approvals(conn, ids=ids, county=county)
+    if as_json:
+        click.echo(json.dumps(checked, ensure_ascii=False, indent=2))
+        return
+    for a in checked:
+        click.echo(f"{a['colour']:6s} {a['document_no']}  {a['supervision_no']}")
+        for r in a["reasons"]:
+            click.echo(f"       {r['colour']:6s} {r['check']:14s} {r['zh']} / {r['en']}")
+    counts = {c: sum(a["colour"] == c for a in checked) for c in ("red", "yellow", "green")}
+    click.echo(f"{len(checked)} approvals: {counts['red']} red, {counts['yellow']} yellow, {counts['green']} green")
+
+
+@compare_group.command("quota", help="Set a county's annual construction-land quota (年度计划指标), in m².")
+@click.option("--county", required=True)
+@click.option("--year", type=int, required=True)
+@click.option("--m2", "quota_m2", type=float, required=True)
+def compare_quota(county: str, year: int, quota_m2: float) -> None:
+    if quota_m2 < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--m2")
+    with engine().begin() as conn:
+        if not conn.execute(text("SELECT 1 FROM admin_division WHERE code = :c AND level = 'county'"),
+                            {"c": county}).first():
+            raise click.BadParameter(f"{county} is not a county of admin_division", param_hint="--county")
+        conn.execute(text("INSERT INTO construction_quota (county_code, year, quota_m2) VALUES (:c, :y, :q) "
+                          "ON CONFLICT (county_code, year) DO UPDATE SET quota_m2 = EXCLUDED.quota_m2"),
+                     {"c": county, "y": year, "q": quota_m2})
+    click.echo(f"quota of {county} for {year}: {quota_m2:,.2f} m²")

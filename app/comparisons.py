@@ -16,7 +16,8 @@ from services.comparison import ComparisonError, Parameters, get_run, start_in_b
 from services.comparison_report import report, to_csv, to_xlsx
 
 bp = Blueprint("comparisons", __name__, url_prefix="/api/comparisons")
-LAYER = "comparison_result"
+approvals_bp = Blueprint("approval_compliance", __name__, url_prefix="/api/approvals")
+GRANT = {"comparisons": "comparison_result", "approval_compliance": "approval"}   # the layer a token must grant
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -25,8 +26,10 @@ def _error(status: int, message: str):
 
 
 @bp.before_request
+@approvals_bp.before_request
 def _authorise():
-    """A department token granting the results layer, or a supervisor's or inspector's session."""
+    """A department token granting the results layer (the approvals for the compliance check),
+    or a supervisor's or inspector's session."""
     token = department_token_of_request()
     if token is None:
         if not current_user:
@@ -39,8 +42,9 @@ def _authorise():
         grant = department_tokens.verify(conn, token)
     if grant is None:
         return _error(401, "the department token is unknown or revoked")
-    if not grant.allows(LAYER):
-        return _error(403, f"the token of {grant.department} does not grant {LAYER}")
+    layer = GRANT[request.blueprint]
+    if not grant.allows(layer):
+        return _error(403, f"the token of {grant.department} does not grant {layer}")
     request.environ["onemap.requester"] = grant.department
     return None
 
@@ -91,3 +95,14 @@ def run_report(run_id: int):
     name = f"comparison-{run_id}.{fmt}"
     data, mime = (to_csv(rep), "text/csv; charset=utf-8") if fmt == "csv" else (to_xlsx(rep), XLSX)
     return Response(data, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@approvals_bp.get("/<int:approval_id>/compliance")
+def compliance(approval_id: int):
+    """建设用地审批合规性核查 of one approval: colour and reasons (services/compliance.py)."""
+    from services.compliance import check_approvals
+    with engine().connect() as conn:
+        checked = check_approvals(conn, ids=[approval_id])
+    if not checked:
+        return _error(404, f"no approval {approval_id}")
+    return jsonify(checked[0])

@@ -160,3 +160,13 @@ comparison_run = Table(
     Column("error", Text),
     comment="比对核查批次: one comparison run over a batch of change patches.",
 )
+
+# Annual construction-land quotas (年度计划指标) per county, for the approval compliance check
+# (services/compliance.py).
+construction_quota = Table(
+    "construction_quota", metadata,
+    Column("county_code", Text, primary_key=True),
+    Column("year", SmallInteger, primary_key=True),
+    Column("quota_m2", Double, nullable=False),
+    comment="年度计划指标: the construction-land quota of a county for a year (m²).",
+)
