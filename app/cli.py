@@ -84,6 +84,8 @@ def tiles_seed(only: tuple[str, ...], if_missing: bool) -> None:
             if only and epoch.layer not in only:
                 continue
             if if_missing and imagery.is_seeded(epoch, data_dir, tile_dir):
+                if not epoch.files(tile_dir)["xyz"].exists():     # seeded before the tile files were written
+                    click.echo(f"tiles: {epoch.name} ({epoch.layer}): {imagery.export_xyz(epoch, tile_dir)} tile files")
                 click.echo(f"tiles: {epoch.name} ({epoch.layer}): up to date")
                 continue
             imagery.seed_epoch(epoch, data_dir, tile_dir, say=click.echo)
@@ -110,12 +112,11 @@ def tiles_prune(older_than_days: float) -> None:
     click.echo(f"tiles: pruned {sum(pruned.values())} changed boxes")
 
 
-@tiles_group.command("nginx", help="Print an nginx server block that serves public vector tile hits from the "
-                                   "cache files and proxies everything else to OneMap (the static front).")
+@tiles_group.command("nginx", help="Print an nginx server block that serves public vector tile hits and imagery "
+                                   "XYZ tiles from files and proxies everything else to OneMap (the static front).")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="nginx's listen address")
 @click.option("--upstream", default=None, help="OneMap's address [default: 127.0.0.1:$PORT]")
 def tiles_nginx(listen: str, upstream: str | None) -> None:
-    from app.tiles import tiles_service
     from tiles.front import nginx_server
     upstream = upstream or f"127.0.0.1:{current_app.config['ONEMAP'].port}"
-    click.echo(nginx_server(tiles_service().cache.root, listen, upstream), nl=False)
+    click.echo(nginx_server(current_app.config["TILE_DIR"], listen, upstream), nl=False)

@@ -188,7 +188,8 @@ def cmd_report(raw: Path, out: Path, a: argparse.Namespace) -> None:
               "`benchmarks/fileserver.py`, a bare WSGI app that reads the file and returns it, gunicorn 2 sync "
               "workers like OneMap; **nginx** = the limit (nginx-light, 1 worker, sendfile, open_file_cache); "
               "**front** = OneMap's own static front, the server block `flask --app wsgi tiles nginx` generates "
-              "(public tiles from the cache files via `try_files`, misses to OneMap), in the same nginx. OneMap's "
+              "(public vector tiles from the cache files, imagery from the tile files `tiles seed` writes, both "
+              "via `try_files`, misses to OneMap), in the same nginx. OneMap's "
               "vector caches were warmed by one GET of each tile (every request measured must be a hit: "
               "`X-Tile-Cache`); imagery comes from MapProxy reading the seeded GeoPackage pyramid.", "",
               "| case | tiles | size (median) | nginx req/s | python req/s | OneMap req/s | OneMap p50 / p95 ms "

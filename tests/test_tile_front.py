@@ -118,3 +118,25 @@ def test_after_a_change_the_front_serves_the_new_tile_and_keeps_the_others(front
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM hazard_point WHERE id = :i"), {"i": new_id})
         caught_up(tiles_app, engine, "hazard_point")
+
+
+def test_the_front_serves_imagery_tiles_from_the_files_seed_writes(front, tiles_app, tiles_server, engine):
+    from tiles import imagery
+    result = tiles_app.test_cli_runner().invoke(args=["tiles", "seed", "--if-missing"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        epoch = imagery.epochs(conn)[0]
+    tile_dir = tiles_app.config["TILE_DIR"]
+    z = imagery.native_zoom(epoch, tile_dir)
+    x, y = tile_of((epoch.bounds[0] + epoch.bounds[2]) / 2, (epoch.bounds[1] + epoch.bounds[3]) / 2, z)
+    path = f"/tiles/tiles/{epoch.layer}/webmercator/{z}/{x}/{y}.png"
+    direct = tiles_server.get(path)                     # MapProxy, through the application
+    assert direct.status_code == 200 and "-" not in direct.headers["ETag"]
+    r = get(front, path)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
+    assert "-" in r.headers["ETag"] and r.content == direct.content      # nginx, from the file: the same bytes
+    assert (epoch.files(tile_dir)["xyz"] / str(z) / str(x) / f"{y}.png").read_bytes() == r.content
+    x2, y2 = tile_of((epoch.bounds[0] + epoch.bounds[2]) / 2, (epoch.bounds[1] + epoch.bounds[3]) / 2, z + 2)
+    beyond = get(front, f"/tiles/tiles/{epoch.layer}/webmercator/{z + 2}/{x2}/{y2}.png")   # no file: MapProxy
+    assert beyond.status_code == 200 and beyond.headers["Content-Type"] == "image/png"
+    assert "-" not in beyond.headers.get("ETag", "")

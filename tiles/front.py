@@ -1,5 +1,6 @@
 """The static front: an nginx server block that serves public vector tile hits straight from the cache
-files and passes everything else (misses, internal tiles, every other path) to the application.
+files, and imagery XYZ tiles from the files `tiles seed` writes beside each pyramid, and passes
+everything else (misses, internal tiles, every other path) to the application.
 
 The cache files hold exactly the bytes the application sends (tiles.cache), and the application
 deletes a file when its tile changes, so nginx needs no logic of its own: `try_files` finds the
@@ -13,13 +14,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiles.imagery import XYZ_DIR
 from tiles.vector import PUBLIC, vector_layers
 
 CACHE_CONTROL_PUBLIC = "public, max-age=60"
 
 
-def nginx_server(cache_root: Path, listen: str, upstream: str) -> str:
-    """The `upstream` and `server` blocks for nginx's `http` context."""
+def nginx_server(tile_dir: Path, listen: str, upstream: str) -> str:
+    """The `upstream` and `server` blocks for nginx's `http` context; `tile_dir` is the application's
+    TILE_DIR (vector tiles cached in `mvt/`, imagery under `imagery/`)."""
+    tile_dir = Path(tile_dir).resolve()
     names = "|".join(sorted(vl.name for vl in vector_layers(PUBLIC)))
     proxy = f"""proxy_pass http://onemap_app;
         proxy_http_version 1.1;
@@ -38,7 +42,7 @@ server {{
     listen {listen};
     client_max_body_size 200m;
     location ~ "^/tiles/vector/({names})/([0-9]{{1,2}})/([0-9]{{1,7}})/([0-9]{{1,7}})\\.pbf$" {{
-        root {Path(cache_root).resolve()};
+        root {tile_dir / "mvt"};
         types {{ }}
         default_type application/vnd.mapbox-vector-tile;
         sendfile on;
@@ -49,6 +53,17 @@ server {{
         add_header Cache-Control "{CACHE_CONTROL_PUBLIC}";
         add_header X-Tile-Cache hit;
         try_files /{PUBLIC}/$1/$2/$3/$4.mvt @onemap;
+    }}
+    location ~ "^/tiles/tiles/([A-Za-z0-9_]+)/webmercator/([0-9]{{1,2}})/([0-9]{{1,7}})/([0-9]{{1,7}})\\.png$" {{
+        root {tile_dir / "imagery"};
+        types {{ }}
+        default_type image/png;
+        sendfile on;
+        tcp_nopush on;
+        open_file_cache max=20000 inactive=30s;
+        open_file_cache_valid 1s;
+        open_file_cache_errors off;
+        try_files /$1/{XYZ_DIR}/$2/$3/$4.png @onemap;
     }}
     location @onemap {{
         {proxy}

@@ -6,7 +6,9 @@ MapProxy cannot read GeoTIFF, so `seed` writes, per epoch, under `<tile_dir>/ima
 - `<name>.cog.tif` a cloud-optimized GeoTIFF (EPSG:4490, deflate, internal overviews);
 - `<name>.gpkg` a GeoPackage tile pyramid in GoogleMapsCompatible (EPSG:3857, PNG, with
   overviews down to the level where the epoch is one tile), read by MapProxy as a cache
-  with no source.
+  with no source;
+- `xyz/{z}/{x}/{y}.png` the pyramid's stored tiles as files (the very bytes MapProxy sends for
+  them), which the static front (tiles.front) serves without MapProxy.
 MapProxy serves each epoch in the grid `webmercator` from that pyramid, and in the CGCS2000
 geographic grid `cgcs2000` (EPSG:4490, the GlobalCRS84Quad layout) from a second cache whose
 source is the first: MapProxy reprojects on demand and keeps the tiles in
@@ -15,7 +17,9 @@ source is the first: MapProxy reprojects on demand and keeps the tiles in
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,6 +31,7 @@ MAPPROXY_YAML = "mapproxy.yaml"
 GRIDS = {"webmercator": "EPSG:3857", "cgcs2000": "EPSG:4490"}
 WMS_SRS = ["EPSG:3857", "EPSG:4490", "EPSG:4326", "CRS:84"]
 UPSCALE_LEVELS = 6
+XYZ_DIR = "xyz"       # the pyramid's tiles as files, for the static front
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -53,7 +58,7 @@ class Epoch:
     def files(self, tile_dir: Path) -> dict[str, Path]:
         d = Path(tile_dir) / "imagery" / self.layer
         return {"dir": d, "cog": d / f"{self.layer}.cog.tif", "gpkg": d / f"{self.layer}.gpkg",
-                "cgcs2000": d / f"{self.layer}_cgcs2000.gpkg"}
+                "cgcs2000": d / f"{self.layer}_cgcs2000.gpkg", "xyz": d / XYZ_DIR}
 
 
 def epochs(conn: Connection) -> list[Epoch]:
@@ -101,8 +106,33 @@ def seed_epoch(epoch: Epoch, data_dir: Path, tile_dir: Path, say=print) -> dict[
         levels = max(0, math.ceil(math.log2(max(dst.width, dst.height) / 256)))
         if levels:
             dst.build_overviews([2 ** i for i in range(1, levels + 1)], rasterio.enums.Resampling.average)
-    say(f"tiles: {epoch.name} ({epoch.layer}): {files['cog'].name}, {files['gpkg'].name}")
+    count = export_xyz(epoch, tile_dir)
+    say(f"tiles: {epoch.name} ({epoch.layer}): {files['cog'].name}, {files['gpkg'].name}, {count} tile files")
     return files
+
+
+def export_xyz(epoch: Epoch, tile_dir: Path) -> int:
+    """Write the stored tiles of the EPSG:3857 pyramid as files `xyz/{z}/{x}/{y}.png` (the bytes MapProxy
+    serves for `/tiles/tiles/{epoch}/webmercator/{z}/{x}/{y}.png`), for the static front (tiles.front);
+    returns how many. The GeoPackage's GoogleMapsCompatible rows count from the top, as XYZ does."""
+    import sqlite3
+    files = epoch.files(tile_dir)
+    fresh = files["xyz"].with_name(f".{XYZ_DIR}-new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    count = 0
+    with sqlite3.connect(f"file:{files['gpkg']}?mode=ro", uri=True) as db:
+        rows = db.execute(f'SELECT zoom_level, tile_column, tile_row, tile_data FROM "{epoch.table_name}"')
+        for z, x, y, data in rows:
+            path = fresh / str(z) / str(x) / f"{y}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            count += 1
+    old = files["xyz"].with_name(f".{XYZ_DIR}-old")
+    if files["xyz"].exists():
+        os.replace(files["xyz"], old)
+    os.replace(fresh, files["xyz"])
+    shutil.rmtree(old, ignore_errors=True)
+    return count
 
 
 def native_zoom(epoch: Epoch, tile_dir: Path) -> int:
