@@ -6,7 +6,7 @@ from sqlalchemy import Engine, create_engine
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True, **kwargs)
+    return create_engine(url, **{"pool_size": 5, "max_overflow": 5, "pool_pre_ping": True, **kwargs})
 
 
 def init_app(app: Flask) -> None:

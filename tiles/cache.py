@@ -9,9 +9,11 @@ see tiles.front) can serve public hits itself. A file on disk is current, becaus
   remembers through which version of each layer it was caught up (`.versions/<layer>`), so changes
   made while no server ran are applied when one starts (or at the next poll);
 - a render may race with a change: it renders what its statement sees (version V, read in the same
-  statement), writes the file, then asks whether a change after V touched the tile and deletes the
-  file if one did. A change committed before that question is seen by it; one committed after it
-  is applied by `catch_up` after the file was written. Either way the file does not outlive it.
+  statement), then, under a shared lock that `catch_up` takes exclusively, writes the file and reads
+  the version the cache was caught up through. If that is V or less, every change after V is still
+  to be applied, and `catch_up` will find the file; only if it is more (a change after V may have
+  been applied before the file existed) does it ask the database whether such a change touched the
+  tile, and delete the file if one did. A miss therefore costs one query, like a hit costs none.
 
 The ETag is a hash of the tile's bytes, so a tile whose content did not change keeps its ETag
 when it is rendered again.
@@ -69,8 +71,10 @@ class VectorTileCache:
             return CachedTile(data, etag_of(data), True)
         version, data = vl.render(conn, z, x, y)
         path = self.path(vl.audience, vl.name, z, x, y)
-        _write(path, data)
-        if changes.changed_since(conn, vl.name, version, z, x, y, MARGIN):
+        with self._locked(shared=True):
+            _write(path, data)
+            applied = self.applied(vl.name)
+        if (applied is None or applied > version) and changes.changed_since(conn, vl.name, version, z, x, y, MARGIN):
             path.unlink(missing_ok=True)     # a change raced with the render: see the module docstring
         return CachedTile(data, etag_of(data), False)
 
@@ -78,7 +82,6 @@ class VectorTileCache:
     def catch_up(self, conn: Connection, layers: list[str] | None = None) -> dict[str, int]:
         """Delete the cached tiles that changes since the last catch-up touched; returns the files
         deleted per layer that changed. Safe to run in several processes at once (a file lock)."""
-        self.root.mkdir(parents=True, exist_ok=True)
         deleted: dict[str, int] = {}
         with self._locked():
             for layer, (version, pruned) in changes.layer_versions(conn).items():
@@ -137,9 +140,10 @@ class VectorTileCache:
         _write(self.root / ".versions" / layer, str(version).encode())
 
     @contextmanager
-    def _locked(self):
-        with open(self.root / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+    def _locked(self, shared: bool = False):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as f:      # an open file of its own: flock is per open file
+            fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:
                 yield
             finally:

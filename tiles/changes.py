@@ -141,8 +141,9 @@ def prune(conn: Connection, older_than_days: float) -> dict[str, int]:
 def changed_since(conn: Connection, layer: str, version: int, z: int, x: int, y: int, margin: float) -> bool:
     """Whether a change after `version` touched tile z/x/y (with its buffer margin), or cannot be told
     (its boxes were pruned)."""
+    # OFFSET 0 keeps the (layer, version) index first: almost always no newer change exists at all
     return bool(conn.execute(text(
-        "SELECT EXISTS (SELECT 1 FROM tile_state.change WHERE layer = :l AND version > :v AND bbox && "
-        "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490)) "
+        "SELECT EXISTS (SELECT 1 FROM (SELECT bbox FROM tile_state.change WHERE layer = :l AND version > :v "
+        "OFFSET 0) c WHERE bbox && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :m), 4490)) "
         "OR EXISTS (SELECT 1 FROM tile_state.layer_version WHERE layer = :l AND pruned_through > :v)"),
         {"l": layer, "v": version, "z": z, "x": x, "y": y, "m": margin}).scalar())
