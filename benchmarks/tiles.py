@@ -142,7 +142,9 @@ def cmd_report(raw: Path, out: Path, a: argparse.Namespace) -> None:
         f"- Data: `land_use` of `onemap_bench` ({int(a.parcels):,} parcels, SRID 4490, GiST); imagery epoch "
         f"`{raster.get('epoch', '?')}` seeded with `flask --app wsgi tiles seed --if-missing` "
         "(ONEMAP_DATA_DIR=var/bench/data, ONEMAP_TILE_DIR=var/bench/tiles).",
-        "- OneMap: `gunicorn --workers 2` (sync), `/tiles/internal/vector/land_use/{z}/{x}/{y}.pbf` with "
+        f"- OneMap: `gunicorn --workers 2` "
+        f"({'sync' if int(a.om_threads or 1) <= 1 else f'gthread, {a.om_threads} threads each, as bin/serve runs it'}), "
+        "`/tiles/internal/vector/land_use/{z}/{x}/{y}.pbf` with "
         "`Authorization: Bearer` (a department token created for the run and revoked after it), "
         f"`/tiles/vector/{PUBLIC_LAYER}/{{z}}/{{x}}/{{y}}.pbf` (public) and MapProxy at "
         "`/tiles/tiles/{epoch}/webmercator/{z}/{x}/{y}.png`; tile cache under var/bench/tiles (not the "
@@ -233,7 +235,7 @@ def main() -> None:
         s.add_argument(n)
     s.add_argument("--token")
     s = sub.add_parser("report"); s.add_argument("raw", type=Path); s.add_argument("out", type=Path)
-    for n in ("parcels", "rounds", "round", "uround", "warmup", "label", "sizes", "raster"):
+    for n in ("parcels", "rounds", "round", "uround", "warmup", "label", "sizes", "raster", "om_threads"):
         s.add_argument(f"--{n}", default="")
     a = p.parse_args()
     if a.cmd == "lists":
