@@ -166,8 +166,8 @@ def _check_csrf():
 
 def _csrf_refused(error: CSRFError):
     message = f"CSRF check failed: {error.description} (请刷新页面后重试)"
-    if request.path.startswith("/api/") or request.is_json or not request.accept_mimetypes.accept_html:
-        return jsonify({"error": message}), 400
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) != "text/html":
+        return jsonify({"error": message}), 400     # scripts and APIs; a browser's form post gets the page
     return render_template("login.html", next="", error=message), 400
 
 

@@ -1,12 +1,15 @@
 """The clerk's upload page (数据上传) on the one import engine.
 
 `GET /upload/` is the page (zh-CN first); `POST /upload/api` takes a multipart form (file, layer,
-county, crs) and answers JSON with the validation report of the whole engine (a dry run).
+county, crs, commit) and answers JSON with the report of the whole engine.
 
-The web path only *validates* (预检) for now: the only credential the platform has is the
-department token (部门令牌, `flask tokens`), a read grant for the internal OGC API, and a read
-grant must not become a right to write. Committing stays with `flask etl import` until staff
-accounts with region-scoped roles exist; then `dry_run` below becomes the clerk's choice.
+Two ways in, with different rights:
+- a logged-in clerk (or admin) may commit (入库, `commit=1`) a batch for a county inside their
+  region; the batch is recorded in `import_batch` with their name. The session's CSRF token
+  comes with the form (`csrf_token`). Without `commit=1` it is a check only.
+- a department token (部门令牌, `Authorization: Bearer …` or the form's `token`) only
+  *validates* (预检): it is a read grant for the internal OGC API, and a read grant must not
+  become a right to write.
 Shapefiles come zipped (one request, one file).
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from flask import Blueprint, jsonify, render_template, request
 
+from app.auth import current_user, department_token_of_request, staff_label
 from app.db import engine
 from etl.importer import BatchRejected, ImportFailed, Limits, import_file
 from etl.importer.readers import SUPPORTED
@@ -33,11 +37,37 @@ def _error(status: int, message: str, report: list | None = None):
     return jsonify({"error": message, "report": report or []}), status
 
 
-def _token() -> str:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return (request.form.get("token") or "").strip()
+class _Denied(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@bp.errorhandler(_Denied)
+def _denied(exc: _Denied):
+    return _error(exc.status, str(exc))
+
+
+def _uploader(layer: str, county: str | None) -> tuple[str, bool]:
+    """(who, dry_run) for the request's credential; _Denied (401/403) without a right to it."""
+    token = department_token_of_request()
+    if token is not None:
+        with engine().connect() as conn:
+            grant = department_tokens.verify(conn, token)
+        if grant is None:
+            raise _Denied(401, "the department token is unknown or revoked")
+        if not grant.allows(layer):
+            raise _Denied(403, f"the token of {grant.department} does not grant layer {layer}")
+        return f"{grant.department} (token {grant.hint})", True
+    if not current_user:
+        raise _Denied(401, "log in as a data clerk, or send a department token to check a file (上传需要登录或部门令牌)")
+    if not current_user.has_role("clerk"):
+        raise _Denied(403, f"role {current_user.role} may not upload; a data clerk may (权限不足)")
+    commit = request.form.get("commit") == "1"
+    if commit and not current_user.covers(county):
+        raise _Denied(403, f"county {county or '(none)'} is not inside your region {current_user.region_code}: "
+                           "give the county of the data (只能提交本辖区的数据)")
+    return staff_label(current_user), not commit
 
 
 @bp.get("/")
@@ -53,12 +83,10 @@ def upload():
     layer = request.form.get("layer", "")
     if layer not in REGISTRY:
         return _error(400, f"unknown layer {layer!r}")
-    with engine().connect() as conn:
-        grant = department_tokens.verify(conn, _token())
-    if grant is None:
-        return _error(401, "a valid department token is required (上传需要部门令牌)")
-    if not grant.allows(layer):
-        return _error(403, f"the token of {grant.department} does not grant layer {layer}")
+    county = (request.form.get("county") or "").strip() or None
+    if county is not None and not re.fullmatch(r"\d{6}", county):
+        return _error(400, f"county {county!r} is not a 6-digit code")
+    user, dry_run = _uploader(layer, county)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _error(400, "no file was sent")
@@ -66,9 +94,6 @@ def upload():
     suffix = Path(display).suffix.lower()
     if suffix not in ACCEPTED:
         return _error(400, f"{display}: unsupported format; send one of {', '.join(ACCEPTED)} (Shapefiles zipped)")
-    county = (request.form.get("county") or "").strip() or None
-    if county is not None and not re.fullmatch(r"\d{6}", county):
-        return _error(400, f"county {county!r} is not a 6-digit code")
     crs_text = (request.form.get("crs") or "").strip().upper().removeprefix("EPSG:")
     if crs_text and not crs_text.isdigit():
         return _error(400, f"crs {crs_text!r} is not an EPSG code")
@@ -78,8 +103,7 @@ def upload():
         upload.save(path)
         with engine().begin() as conn:
             result = import_file(conn, layer, path, county=county, crs=int(crs_text) if crs_text else None,
-                                 dry_run=True,
-                                 user=f"{grant.department} (token {grant.hint})", limits=LIMITS,
+                                 dry_run=dry_run, user=user, limits=LIMITS,
                                  display_name=display)
     except BatchRejected as exc:
         return _error(422, str(exc), exc.report)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from services import department_tokens
-from tests.import_fixtures import COUNTY, add_counties, parcels, write_land_use_shp
+from tests.import_fixtures import COUNTY, OTHER_COUNTY, add_counties, parcels, write_land_use_shp
 
 
 @pytest.fixture()
@@ -43,7 +43,7 @@ def test_upload_page_and_api(server, engine, tmp_path):
     import requests
     live, token, other = server
     page = live.get("/upload/")
-    assert page.status_code == 200 and "数据上传预检" in page.text and 'value="land_use"' in page.text
+    assert page.status_code == 200 and "数据上传" in page.text and "部门令牌" in page.text and 'value="land_use"' in page.text
     archive = _zip(tmp_path, "图斑.zip", write_land_use_shp(tmp_path / "a.shp"))
 
     def post(tok, path=archive, **form):
@@ -72,3 +72,50 @@ def test_upload_page_and_api(server, engine, tmp_path):
     odd = tmp_path / "x.exe"
     odd.write_bytes(b"MZ")
     assert post(token, odd).status_code == 400
+
+
+def test_logged_in_clerk_commits_a_batch_for_their_region(server, engine, tmp_path):
+    import requests
+    from tests.staff import login, staff_users
+    live, token, _ = server
+    archive = _zip(tmp_path, "图斑.zip", write_land_use_shp(tmp_path / "a.shp"))
+
+    def post(session, commit="1", county=COUNTY, **extra):
+        with open(archive, "rb") as fh:
+            return session.post(live.url + "/upload/api", timeout=60, files={"file": (archive.name, fh)},
+                                data={"layer": "land_use", "county": county, "commit": commit, **extra})
+
+    with staff_users(engine, ("up.clerk", "clerk", COUNTY), ("up.other", "clerk", OTHER_COUNTY),
+                     ("up.inspector", "inspector", "229901")):
+        clerk = login(live.url, "up.clerk")
+        page = clerk.get(live.url + "/upload/", timeout=30)
+        assert 'name="commit"' in page.text and 'name="token"' not in page.text and "测试 up.clerk" in page.text
+        no_csrf = requests.Session()
+        no_csrf.cookies.update(clerk.cookies)
+        refused = post(no_csrf)
+        assert refused.status_code == 400 and "CSRF" in refused.json()["error"]
+        elsewhere = post(login(live.url, "up.other"))
+        assert elsewhere.status_code == 403 and f"not inside your region {OTHER_COUNTY}" in elsewhere.json()["error"]
+        inspector = post(login(live.url, "up.inspector"))
+        assert inspector.status_code == 403 and "role inspector may not upload" in inspector.json()["error"]
+        # a department token only validates, whatever the form asks
+        with open(archive, "rb") as fh:
+            token_try = requests.post(live.url + "/upload/api", timeout=60, files={"file": (archive.name, fh)},
+                                      headers={"Authorization": f"Bearer {token}"},
+                                      data={"layer": "land_use", "county": COUNTY, "commit": "1"})
+        assert token_try.status_code == 200 and token_try.json()["status"] == "dry-run"
+        checked = post(clerk, commit="0")
+        assert checked.status_code == 200 and checked.json()["status"] == "dry-run"
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM land_use WHERE bsm LIKE 'T000%'")).scalar() == 0
+        done = post(clerk)
+        body = done.json()
+        assert done.status_code == 200 and body["status"] == "imported" and body["rows_inserted"] == 3, body
+        with engine.connect() as conn:
+            batch = conn.execute(text("SELECT imported_by, county_code, rows_inserted, file_name FROM import_batch "
+                                      "WHERE id = :i"), {"i": body["batch"]}).one()
+            assert tuple(batch) == ("测试 up.clerk (up.clerk, clerk)", COUNTY, 3, "图斑.zip")
+            assert conn.execute(text("SELECT count(*) FROM land_use WHERE bsm LIKE 'T000%' AND county_code = :c"),
+                                {"c": COUNTY}).scalar() == 3
+        again = post(clerk)
+        assert again.json()["status"] == "unchanged" and again.json()["batch"] == body["batch"]
