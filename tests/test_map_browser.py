@@ -263,3 +263,81 @@ def test_search_jump_and_date_range(tab, engine, supervisor):
     tab.page.wait_for_function("n => OneMap.state.layers.hazard_point.getLayers().length === n", arg=expected)
     assert 0 < expected < _count(engine, "SELECT count(*) FROM hazard_point")
     assert tab.external == [] and tab.errors == []
+
+
+@pytest.fixture(scope="module")
+def inspector(engine):
+    with staff_users(engine, ("browser.inspector", "inspector", "220000")):
+        yield "browser.inspector"
+
+
+def _expected_areas(engine, polygon, layer: str) -> dict[int, float]:
+    """Each feature's area inside `polygon`, computed apart from PostGIS: Shapely cuts, pyproj measures."""
+    import shapely
+    from services.areas import geodesic_area_m2
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT id, ST_AsBinary(geom) FROM {layer} WHERE geom && "   # noqa: S608 (a registry name)
+                                 "ST_GeomFromText(:wkt, 4490)"), {"wkt": polygon.wkt}).all()
+    out = {}
+    for fid, wkb in rows:
+        part = shapely.intersection(shapely.from_wkb(bytes(wkb)), polygon)
+        if not part.is_empty and part.area > 0:
+            out[fid] = geodesic_area_m2(part)
+    return out
+
+
+def test_an_inspector_draws_a_polygon_and_reads_the_areas_per_layer(tab, engine, inspector):
+    from shapely.geometry import shape
+    tab.login(inspector)
+    tab.page.wait_for_function("window.OneMap && OneMap.ready")
+    tab.view(125.35, 43.87, 14)         # southern Changchun: parcels, approvals, farmland
+    box = tab.page.locator(".folium-map").bounding_box()
+    corners = [(300, 220), (720, 200), (760, 520), (520, 640), (330, 560)]
+    tab.page.click(".leaflet-draw-draw-polygon")
+    tab.page.mouse.move(box["x"] + 500, box["y"] + 400, steps=10)   # the draw tool follows the pointer
+    tab.page.wait_for_timeout(300)
+    with tab.page.expect_request(lambda r: r.url.endswith("/api/query") and r.method == "POST") as sent:
+        for x, y in corners + corners[:1]:       # clicks at a person's pace; the first vertex again closes it
+            tab.page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
+            tab.page.wait_for_timeout(150)
+            tab.page.mouse.down()
+            tab.page.wait_for_timeout(100)
+            tab.page.mouse.up()
+            tab.page.wait_for_timeout(400)
+    geometry = sent.value.post_data_json["geometry"]
+    polygon = shape(geometry)
+    assert geometry["type"] == "Polygon" and len(geometry["coordinates"][0]) == len(corners) + 1
+    tab.page.locator(".om-query-layer[data-layer=land_use]").wait_for()
+
+    def shown(layer):   # (label, m² as shown, m² as sent) per row of the layer's table, the total last
+        return tab.js("n => [...document.querySelectorAll(`.om-query-layer[data-layer=${n}] tbody tr`)].map("
+                      "r => [r.cells[0].innerText, r.cells[1].innerText, Number(r.cells[1].dataset.m2)])", layer)
+
+    for layer in ("land_use", "basic_farmland", "approval"):
+        expected = _expected_areas(engine, polygon, layer)
+        rows = shown(layer)
+        if not expected:
+            assert rows == [], layer
+            continue
+        *features, total = rows
+        assert len(features) == len(expected), layer
+        assert sorted(m2 for _, _, m2 in features) == pytest.approx(sorted(expected.values()), abs=0.01), layer
+        # parcels of one layer do not overlap here: the union's total is their sum
+        assert total[0] == "合计" and total[2] == pytest.approx(sum(expected.values()), abs=0.05)
+        assert total[1] == f"{round(sum(expected.values())):,}"
+    parcels = _expected_areas(engine, polygon, "land_use")
+    from services.areas import geodesic_area_m2
+    query_area = tab.page.locator(".om-query-area").inner_text()     # 查询范围面积 1,234,567 m²
+    assert float(query_area.split()[-2].replace(",", "")) == pytest.approx(geodesic_area_m2(polygon), abs=1)
+    assert sum(parcels.values()) == pytest.approx(geodesic_area_m2(polygon), rel=1e-3)   # parcels cover it
+    classes = tab.js("() => [...document.querySelectorAll('.om-query-layer[data-layer=land_use_by_class] tbody tr')]"
+                     ".map(r => r.cells[0].innerText.slice(0, 4))")
+    with engine.connect() as conn:
+        codes = dict(conn.execute(text("SELECT id, class_code FROM land_use WHERE id = ANY(:ids)"),
+                                  {"ids": list(parcels)}).all())
+    assert sorted(classes) == sorted(set(codes.values()))
+    # the list and the map highlight each other
+    first = tab.page.locator(".om-query-layer[data-layer=land_use] tbody tr.om-query-row").first
+    first.hover()
+    assert "om-active" in first.get_attribute("class")
+    assert tab.external == [] and tab.errors == []

@@ -23,6 +23,7 @@ from flask_wtf.csrf import generate_csrf
 from app.db import engine
 from app.map.assets import bp as vendor_bp
 from app.map.page import page_config, render_map
+from app.query import QUERY_ROLES
 from app.auth import current_user, login_required
 from services import map_data
 from services.map_data import MapDataError
@@ -123,13 +124,15 @@ def _page(public: bool, query_api: dict | None = None) -> Response:
     return response
 
 
-QUERY_API = {"query": "/api/query", "print": "/query/print"}   # the inspector's area query (app/auth)
+# the inspector's area query (app/query.py), offered to the roles that may run it
+QUERY_API = {"query": "/api/query", "upload": "/api/query/upload", "print": "/query/print"}
 
 
 @bp.get("/")
 @login_required()
 def staff_map():
-    return _page(False, {k: request.script_root + v for k, v in QUERY_API.items()})
+    may_query = current_user.has_role(*QUERY_ROLES)
+    return _page(False, {k: request.script_root + v for k, v in QUERY_API.items()} if may_query else None)
 
 
 @bp.get("/public/")

@@ -124,7 +124,8 @@ def page_config(conn: Connection, public: bool, api_base: str, query_api: dict |
 def render_map(config: dict) -> str:
     """The whole HTML page of the map."""
     m = folium.Map(location=config["centre"], zoom_start=config["zoom"], tiles=None, control_scale=False,
-                   min_zoom=5, max_zoom=20, zoom_control=True, prefer_canvas=True)
+                   min_zoom=5, max_zoom=20, zoom_control=True, prefer_canvas=False,
+                   no_touch=True)   # leaflet-draw ends a polygon after two clicks when Leaflet sees touch
     m.default_js, m.default_css = local(FOLIUM_JS), local(FOLIUM_CSS)
     drawn_items = None
     if "query" in config["api"]:      # the inspector's area query: draw or upload an outline

@@ -24,7 +24,7 @@
   function getJSON(url, options) {
     return fetch(url, Object.assign({credentials: 'same-origin'}, options || {})).then(function (r) {
       return r.json().then(function (body) {
-        if (!r.ok) { throw new Error(body.description || r.statusText); }
+        if (!r.ok) { throw new Error(body.description || body.error || r.statusText); }
         return body;
       });
     });
@@ -386,12 +386,16 @@
       return h;
     }
 
-    function runQuery(geometry) {
-      state.query = {geometry: geometry, result: null, error: null, running: true};
+    function runQuery(geometry, file) {
+      state.query = {geometry: geometry, file: file || null, result: null, error: null, running: true};
       showTab('results');
       render();
-      getJSON(cfg.api.query, {method: 'POST', headers: csrfHeaders(), body: JSON.stringify({geometry: geometry})})
-        .then(function (result) { state.query.result = result; })
+      queryRequest().then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) { throw new Error(body.error || body.description || r.statusText); }
+          return body;
+        });
+      }).then(function (result) { state.query.result = result; })
         .catch(function (err) { state.query.error = err.message; })
         .then(function () { state.query.running = false; drawQueryResult(); render(); });
     }
@@ -401,15 +405,19 @@
       queryLayer.clearLayers();
       var q = state.query;
       if (!q) { return; }
-      L.geoJSON(q.geometry, {pane: 'om-query', interactive: false,
-        style: {color: '#0050b3', weight: 2.5, dashArray: '6 4', fill: false}}).addTo(queryLayer);
+      if (q.geometry) {
+        L.geoJSON(q.geometry, {pane: 'om-query', interactive: false,
+          style: {color: '#0050b3', weight: 2.5, dashArray: '6 4', fill: false}}).addTo(queryLayer);
+      }
       if (!q.result) { return; }
       q.result.layers.forEach(function (lr) {
         var layer = allLayers.filter(function (l) { return l.name === lr.layer; })[0];
         lr.features.forEach(function (f) {
-          var shape = L.geoJSON(f.geometry, {pane: 'om-query', style: function () {
+          var shape = L.geoJSON(f.geometry, {pane: 'om-query', pointToLayer: function (g, latlng) {
+            return L.circleMarker(latlng, {pane: 'om-query', radius: 7});
+          }, style: function () {
             return {color: '#0050b3', weight: 1.5, fillColor: layer ? (layer.style.fill || '#69c0ff') : '#69c0ff',
-              fillOpacity: 0.55};
+              fillOpacity: 0.3};
           }}).addTo(queryLayer);
           f._shape = shape;
           shape.on('mouseover', function () { highlight(f, true); });
@@ -428,10 +436,14 @@
       if (f._row) { f._row.classList.toggle('om-active', on); }
     }
 
-    function areaCells(x) {
-      return [el('td', {class: 'om-num', text: formatNumber(x.area_m2 !== undefined ? x.area_m2 : x.total_m2, 0)}),
-              el('td', {class: 'om-num', text: formatNumber(x.area_ha !== undefined ? x.area_ha : x.total_ha, 4)}),
-              el('td', {class: 'om-num', text: formatNumber(x.area_mu !== undefined ? x.area_mu : x.total_mu, 2)})];
+    function areaCells(x, point) {
+      var m2 = x.area_m2 !== undefined ? x.area_m2 : x.total_m2;
+      var ha = x.area_ha !== undefined ? x.area_ha : x.total_ha;
+      var mu = x.area_mu !== undefined ? x.area_mu : x.total_mu;
+      if (point) { return [el('td', {class: 'om-num', text: '—'}), el('td'), el('td')]; }
+      return [el('td', {class: 'om-num', 'data-m2': String(m2), text: formatNumber(m2, 0)}),
+              el('td', {class: 'om-num', text: formatNumber(ha, 4)}),
+              el('td', {class: 'om-num', text: formatNumber(mu, 2)})];
     }
 
     function areaHead(first) {
@@ -439,9 +451,20 @@
         el('th', {text: t('area_ha')}), el('th', {text: t('area_mu')})])]);
     }
 
+    function queryRequest(format) {   // the drawn or GeoJSON outline as JSON, a zipped Shapefile as a file
+      var q = state.query, suffix = format ? '?f=' + format : '';
+      if (q.file) {
+        var form = new FormData();
+        form.append('file', q.file);
+        return fetch(cfg.api.upload + suffix, {method: 'POST', credentials: 'same-origin', body: form,
+          headers: cfg.csrf_token ? {'X-CSRFToken': cfg.csrf_token} : {}});
+      }
+      return fetch(cfg.api.query + suffix, {method: 'POST', credentials: 'same-origin', headers: csrfHeaders(),
+        body: JSON.stringify({geometry: q.geometry})});
+    }
+
     function downloadQuery(format) {
-      fetch(cfg.api.query + '?f=' + format, {method: 'POST', credentials: 'same-origin', headers: csrfHeaders(),
-        body: JSON.stringify({geometry: state.query.geometry})}).then(function (r) { return r.blob(); })
+      queryRequest(format).then(function (r) { return r.blob(); })
         .then(function (blob) {
           var a = el('a', {href: URL.createObjectURL(blob), download: 'query.' + format});
           document.body.appendChild(a); a.click(); a.remove();
@@ -456,6 +479,7 @@
     }
 
     function uploadOutline(file) {
+      if (/\.zip$/i.test(file.name)) { runQuery(null, file); return; }   // a zipped Shapefile: the server reads it
       file.text().then(function (txt) {
         var gj = JSON.parse(txt), polys = [];
         var feats = gj.type === 'FeatureCollection' ? gj.features : [gj.type === 'Feature' ? gj : {geometry: gj}];
@@ -479,7 +503,7 @@
       var panel = el('div', {class: 'om-query'}, [el('p', {class: 'om-muted', text: t('query_hint')}),
         el('label', {class: 'btn btn-sm btn-outline-primary om-upload'}, [
           el('i', {class: 'fa-solid fa-upload'}), el('span', {text: ' ' + t('query_upload')}),
-          el('input', {type: 'file', accept: '.geojson,.json,application/geo+json', hidden: 'hidden',
+          el('input', {type: 'file', accept: '.geojson,.json,.zip', hidden: 'hidden', id: 'om-upload',
             onchange: function (e) { if (e.target.files[0]) { uploadOutline(e.target.files[0]); } }})])]);
       var q = state.query;
       if (!q) { return panel; }
@@ -492,21 +516,23 @@
           onclick: function () { downloadQuery('geojson'); }}),
         el('button', {type: 'button', class: 'btn btn-sm btn-outline-secondary', text: 'CSV',
           onclick: function () { downloadQuery('csv'); }}),
-        el('button', {type: 'button', class: 'btn btn-sm btn-outline-secondary', text: t('query_print'),
-          onclick: printQuery}),
+        q.geometry ? el('button', {type: 'button', class: 'btn btn-sm btn-outline-secondary', text: t('query_print'),
+          onclick: printQuery}) : null,
         el('button', {type: 'button', class: 'btn btn-sm btn-outline-danger', text: t('query_clear'),
           onclick: function () { state.query = null; queryLayer.clearLayers(); render(); }})]));
-      if (!r.layers.length) { panel.appendChild(el('p', {text: t('query_nothing')})); }
-      r.layers.forEach(function (lr) {
+      var hits = r.layers.filter(function (lr) { return lr.features.length; });
+      if (!hits.length) { panel.appendChild(el('p', {text: t('query_nothing')})); }
+      hits.forEach(function (lr) {
+        var point = lr.geometry_type === 'POINT';
         var rows = lr.features.map(function (f) {
           var row = el('tr', {class: 'om-query-row', onmouseenter: function () { highlight(f, true); },
             onmouseleave: function () { highlight(f, false); },
             onclick: function () { if (f._shape) { map.fitBounds(f._shape.getBounds(), {maxZoom: 17}); } }},
-            [el('td', {text: f.label || String(f.id)})].concat(areaCells(f)));
+            [el('td', {text: f.label || String(f.id)})].concat(areaCells(f, point)));
           f._row = row;
           return row;
         });
-        rows.push(el('tr', {class: 'om-total'}, [el('td', {text: t('query_total')})].concat(areaCells(lr))));
+        rows.push(el('tr', {class: 'om-total'}, [el('td', {text: t('query_total')})].concat(areaCells(lr, point))));
         panel.appendChild(el('section', {class: 'om-query-layer', 'data-layer': lr.layer}, [
           el('h6', {text: (state.lang === 'zh' ? lr.title_zh : lr.title_en) + ' (' + lr.features.length + ' ' +
             t('features') + ')'}),
