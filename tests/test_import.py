@@ -232,3 +232,21 @@ def test_geopackage_and_dry_run(db, tmp_path):
     assert [r.class_name for r in stored(db, "G")] == ["乔木林地", "其他草地"]
     batch_report = db.execute(text("SELECT report FROM import_batch WHERE id = :id"), dict(id=result.batch_id)).scalar()
     assert json.dumps(batch_report, ensure_ascii=False).count("EPSG:4490") == 1
+
+
+def test_a_first_big_load_rebuilds_the_indexes_instead_of_maintaining_them(db, tmp_path, monkeypatch):
+    from etl.importer import engine as import_engine
+    monkeypatch.setattr(import_engine, "BULK_ROWS", 2)      # "big" for this test: a batch of 3 rows
+    indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'land_use' ORDER BY 1"
+    before = db.execute(text(indexes)).all()
+    db.execute(text("DELETE FROM land_use"))                 # a first load (rolled back with the test)
+    fields = {"bsm": ["B1", "B2", "B3"], "parcel_no": ["1", "2", "3"], "class_code": ["0101", "0103", "0702"],
+              "class_name": ["水田", "旱地", "农村宅基地"], "county_code": [COUNTY] * 3}
+    first = import_file(db, "land_use", write_vector(tmp_path / "first.gpkg", parcels(3), fields, "GPKG"))
+    assert "bulk load: 4 indexes of land_use rebuilt after the insert, then analysed" in [
+        r["problem"] for r in first.report]
+    assert db.execute(text(indexes)).all() == before and len(before) == 6
+    assert [(r.bsm, r.class_code) for r in stored(db, "B")] == [("B1", "0101"), ("B2", "0103"), ("B3", "0702")]
+    fields["bsm"] = ["B4", "B5", "B6"]           # the table now holds as many rows as the batch: maintained
+    second = import_file(db, "land_use", write_vector(tmp_path / "second.gpkg", parcels(3), fields, "GPKG"))
+    assert not any("bulk load" in r["problem"] for r in second.report) and len(stored(db, "B")) == 6

@@ -155,7 +155,8 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         for i in np.flatnonzero(bad):
             report.append(_entry("error", "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)",
                                  row=rows[i]))
-        geoms = np.where(bad, None, geoms)
+        if bad.any():
+            geoms = np.where(bad, None, geoms)
         bad_rows = {rows[i] for i in np.flatnonzero(bad)}
         coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
         if len(coords) == 0 and bad_rows:
@@ -184,7 +185,7 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     stage.create(cur, staged)
     if source.corner_text is None and epsg != STORAGE_SRID:
         geoms = _to_storage(geoms, epsg)          # pyproj on whole coordinate arrays
-    hexes = shapely.to_wkb(shapely.set_srid(geoms, STORAGE_SRID), hex=True, include_srid=True).tolist()
+    hexes = _staged_wkb(source, geoms, epsg)
     stage.copy_rows(cur, [f.name for f in staged],
                     [values.get(f.name, [None] * n) if f.name in values else [None] * n for f in staged], hexes, rows,
                     progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
@@ -212,6 +213,7 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         VALUES (:layer, :file, :sha, :county, :crs, :user, 'committed', :n, 0, '[]') RETURNING id"""),
         dict(layer=layer.name, file=name, sha=sha, county=county, crs=epsg, user=user or getpass.getuser(), n=n)
     ).scalar_one()
+    rebuilt = _drop_indexes_for_bulk(cur, layer.table, n)
     cols = [f.name for f in staged]
     cur.execute(f"""
         WITH ins AS (
@@ -221,6 +223,13 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
             RETURNING id)
         INSERT INTO import_batch_row (batch_id, row_id) SELECT %(batch)s, id FROM ins""", dict(batch=batch_id))
     result.rows_inserted = cur.rowcount
+    if rebuilt:
+        progress(f"{name}: rebuilding {len(rebuilt)} indexes")
+        for definition in rebuilt:
+            cur.execute(definition)
+        cur.execute(f"ANALYZE {layer.table}")
+        report.append(_entry("info", f"bulk load: {len(rebuilt)} indexes of {layer.table} rebuilt after the insert, "
+                                     "then analysed"))
     result.batch_id = batch_id
     cur.execute(f"DROP TABLE {stage.STAGE}")
     cur.execute("UPDATE import_batch SET rows_inserted = %(k)s, report = %(r)s WHERE id = %(id)s",
@@ -249,6 +258,41 @@ def _excel_dates(layer: Layer, values: dict, epoch) -> list[dict]:
                 out.append(_entry("warning", f"{len(converted)} number(s) in {f.zh} ({f.name}) read as Excel date "
                                              f"serials (e.g. {serial} → {when})", field_=f.name))
     return out
+
+
+BULK_ROWS = 50_000    # a batch this big, into a table holding fewer rows than it, rebuilds the indexes
+
+
+def _drop_indexes_for_bulk(cur, table: str, n: int) -> list[str]:
+    """For a big batch into a table with fewer rows than it (a first load), drop the secondary
+    indexes and return their definitions, to be rebuilt after the insert: one sorted build is
+    ~2x faster than 5 indexes (GiST included) maintained row by row. The PK and unique
+    constraints stay (they check the rows). Inside the batch's transaction: a rejected or rolled
+    back batch gets its indexes back; readers of the table wait for the commit."""
+    if n < BULK_ROWS:
+        return []
+    cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT %(n)s) t", dict(n=n))
+    if cur.fetchone()[0] >= n:
+        return []
+    cur.execute("""SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+                   WHERE i.indrelid = %(t)s::regclass
+                     AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+                   ORDER BY 1""", dict(t=table))
+    indexes = cur.fetchall()
+    for index, _ in indexes:
+        cur.execute(f"DROP INDEX {index}")
+    return [definition for _, definition in indexes]
+
+
+def _staged_wkb(source: readers.Source, geoms: np.ndarray, epsg: int) -> list:
+    """Hex WKB for COPY (the staging column's typmod gives it the storage SRID): the file's own
+    WKB where the geometries were not changed, else Shapely's."""
+    if source.wkb is not None and epsg == STORAGE_SRID and geoms is source.geometries:
+        wkb = source.wkb.tolist()
+        unread = shapely.is_missing(geoms) & np.array([b is not None for b in wkb])
+        if not unread.any():            # (WKB Shapely could not read goes the Shapely way: as missing)
+            return [None if b is None else b.hex() for b in wkb]
+    return shapely.to_wkb(geoms, hex=True).tolist()
 
 
 def _to_storage(geoms: np.ndarray, epsg: int) -> np.ndarray:

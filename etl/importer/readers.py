@@ -53,6 +53,8 @@ class Source:
     sheet: str | None = None                    # the spreadsheet's sheet that was read
     excel_epoch: object = None                  # a workbook's date system: number cells in date fields are serials
     problems: list[tuple[int, str | None, str]] = field(default_factory=list)   # (row, column, error) found reading
+    wkb: np.ndarray | None = None               # the file's own WKB (GDAL formats): staged as it is when no
+                                                # transformation is needed, saving a Shapely round trip
 
     def __len__(self) -> int:
         return len(self.geometries)
@@ -168,7 +170,7 @@ def _read_vector(path: Path, display: str, max_features: int) -> Source:
         raise ReadFailed(f"{display}: has no geometry column")
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     columns = {name: _as_text(values) for name, values in zip(meta["fields"], data)}
-    return Source(display, columns, geoms, _epsg(declared), declared, encoding, notes=notes)
+    return Source(display, columns, geoms, _epsg(declared), declared, encoding, notes=notes, wkb=wkb)
 
 
 def _gdal_message(exc: Exception) -> str:
@@ -187,20 +189,19 @@ def _as_text(values: np.ndarray) -> list:
         out = np.datetime_as_string(values, unit="D" if values.dtype == "datetime64[D]" else "s").tolist()
         return [None if v == "NaT" else v for v in out]
     if kind == "f":
-        return [None if not np.isfinite(v) else (str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v)))
-                for v in values.tolist()]
+        finite = np.isfinite(values)
+        integral = finite & (np.abs(values) < 1e15)
+        integral[integral] = values[integral] == np.trunc(values[integral])
+        out = np.full(len(values), None, dtype=object)
+        out[integral] = values[integral].astype(np.int64).astype(str)
+        rest = finite & ~integral
+        out[rest] = [repr(v) for v in values[rest].tolist()]
+        return out.tolist()
     if kind in "iu":
-        return [str(v) for v in values.tolist()]
+        return values.astype(str).tolist()
     if kind == "b":
-        return ["t" if v else "f" for v in values.tolist()]
-    out = []
-    for v in values.tolist():
-        if v is None:
-            out.append(None)
-        else:
-            s = str(v).strip()
-            out.append(s or None)
-    return out
+        return np.where(values, "t", "f").tolist()
+    return [None if v is None else (v.strip() if type(v) is str else str(v).strip()) or None for v in values.tolist()]
 
 
 # --- CSV ----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Iterable
 
-from layers.registry import Field, FieldType, Geometry, Layer
+from layers.registry import STORAGE_SRID, Field, FieldType, Geometry, Layer
 from services.areas import area_sql
 
 STAGE = "import_stage"
@@ -25,8 +25,10 @@ TYPE_WORDS = {Geometry.MULTIPOLYGON: "(Multi)Polygon", Geometry.POINT: "Point",
 
 _INT = r"^[+-]?\d{1,18}$"
 _FLOAT = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$"
-_DATE = r"^\d{4}([-/.])(0?[1-9]|1[0-2])\1(0?[1-9]|[12]\d|3[01])$|^\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$"
-_DATETIME = _DATE[:-1] + r"|^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+# one alternative per separator: a back-reference would push PostgreSQL's regex engine onto its slow path
+_DATE = "|".join(rf"^\d{{4}}{sep}(0?[1-9]|1[0-2]){sep}(0?[1-9]|[12]\d|3[01])$" for sep in ("-", "/", r"\.")) + \
+    r"|^\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$"
+_DATETIME = _DATE + r"|^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
 TRUE_WORDS = ("t", "true", "1", "y", "yes", "是")
 FALSE_WORDS = ("f", "false", "0", "n", "no", "否")
 
@@ -46,12 +48,22 @@ def sql_list(words) -> str:
 def create(cur, fields: Iterable[Field]) -> None:
     cols = ", ".join(f"{f.name} text" for f in fields)
     cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    # the typmod gives plain WKB (no SRID) the storage SRID as it is copied in
     cur.execute(f"CREATE TEMP TABLE {STAGE} (row_no integer PRIMARY KEY, {cols}{', ' if cols else ''}"
-                f"geom geometry) ON COMMIT DROP")
+                f"geom geometry(Geometry, {STORAGE_SRID})) ON COMMIT DROP")
+
+
+_SPECIAL = ("\\", "\t", "\n", "\r")
 
 
 def _escaped(values: list) -> list[str]:
     """One column as COPY text cells: \\N for NULL, backslash escapes."""
+    try:
+        joined = "\0".join(values)                    # fails on None or a non-text value
+    except TypeError:
+        joined = None
+    if joined is not None and not any(c in joined for c in _SPECIAL):    # the usual case: nothing to escape
+        return values
     out = []
     for v in values:
         if v is None:
