@@ -136,3 +136,18 @@ def test_csv_cell_beyond_the_field_limit_and_ragged_rows(db, tmp_path):
     ragged.write_text("BSM,WKT\nR1,POINT (1 2),extra\n", encoding="utf-8")
     with pytest.raises(ReadFailed, match="ragged.csv: row 1 has 3 cells, the header 2"):
         import_file(db, "land_use", ragged)
+
+
+def test_nan_in_a_geopackage_is_found_after_the_optimistic_staging(db, tmp_path):
+    """A GeoPackage's WKB is staged as it is while Shapely reads it in parallel; a NaN found there
+    re-stages the batch from Shapely's geometries and names the row."""
+    good = parcels(2)
+    with np.errstate(invalid="ignore"):
+        bad = shapely.polygons([[125.1, 43.6], [np.nan, 43.6], [125.11, 43.61], [125.1, 43.6]])
+    fields = {"bsm": ["Q1", "Q2", "Q3"], "parcel_no": ["1", "2", "3"], "class_code": ["0101"] * 3,
+              "class_name": ["水田"] * 3, "county_code": [COUNTY] * 3}
+    path = write_vector(tmp_path / "nan.gpkg", [good[0], bad, good[1]], fields, "GPKG", geometry_type="Polygon")
+    with pytest.raises(BatchRejected) as info:
+        import_file(db, "land_use", path)
+    errors = [(r["row"], r["problem"]) for r in info.value.report if r["severity"] == "error"]
+    assert errors == [(2, "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)")]

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import getpass
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from psycopg2.extras import Json
 from pyproj import Transformer
@@ -143,63 +146,43 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     if county is not None and lon_hint is None and _has_counties(conn):
         raise ReadFailed(f"{name}: --county {county} is not a county in admin_division")
 
-    bad_rows: set[int] = set()
-    if source.corner_text is not None:
-        geoms, epsg, how = _corner_geometry(source, name, crs, lon_hint)
-        if "corners" in {f.name for f in layer.fields}:
-            values.setdefault("corners", [source.corner_text])
-            values.setdefault("corner_crs", [str(epsg)])
-    else:
-        geoms = source.geometries
-        bad = _bad_coordinates(geoms)
-        for i in np.flatnonzero(bad):
-            report.append(_entry("error", "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)",
-                                 row=rows[i]))
-        if bad.any():
-            geoms = np.where(bad, None, geoms)
-        bad_rows = {rows[i] for i in np.flatnonzero(bad)}
-        coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
-        if len(coords) == 0 and bad_rows:
-            raise BatchRejected(name, _name_sheet(report, source.sheet))
-        if len(coords) == 0:
-            raise ReadFailed(f"{name}: no feature has a usable geometry")
-        declared = crs if crs is not None else source.declared_epsg
-        resolved = resolve(name, coords[:, 0], coords[:, 1], declared,
-                           None if crs is not None else source.declared_crs, lon_hint, source.surveyor_axes)
-        if resolved.swapped:
-            geoms = shapely.transform(geoms, lambda c: c[:, ::-1])
-            report.append(_entry("warning", "x/y read as surveyors' X = northing, Y = easting"))
-        epsg, how = resolved.epsg, resolved.how
-    report.append(_entry("info", f"source CRS EPSG:{epsg} ({how})"))
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        if source.corner_text is not None:
+            geometry = _corner_geometry(source, name, crs, lon_hint)
+            if "corners" in {f.name for f in layer.fields}:
+                values.setdefault("corners", [source.corner_text])
+                values.setdefault("corner_crs", [str(geometry.epsg)])
+            settling = None
+        else:   # Shapely reads the coordinates (NaN, CRS) in a thread while PostgreSQL stages and validates
+            settling = pool.submit(_settle, source, name, crs, lon_hint, rows, report)
+            geometry = None if source.wkb is not None else settling.result()
 
-    fill = _fillable(layer, values, county)
-    for f in layer.fields:
-        if f.required and f.name not in values and f.name not in fill:
-            report.append(_entry("error", f"required field {f.zh} ({f.name}) has no column in the file", field_=f.name))
-    _codes_from_labels(layer, values)
-    if source.excel_epoch is not None:
-        report.extend(_excel_dates(layer, values, source.excel_epoch))
-    staged = [f for f in layer.fields if f.name in values or f.name in fill]
-    cur = conn.connection.driver_connection.cursor()
-    progress(f"{name}: staging {n:,d} rows")
-    stage.create(cur, staged)
-    if source.corner_text is None and epsg != STORAGE_SRID:
-        geoms = _to_storage(geoms, epsg)          # pyproj on whole coordinate arrays
-    hexes = _staged_wkb(source, geoms, epsg)
-    stage.copy_rows(cur, [f.name for f in staged],
-                    [values.get(f.name, [None] * n) if f.name in values else [None] * n for f in staged], hexes, rows,
-                    progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
-    _apply_fill(cur, layer, fill, county)
-
-    progress(f"{name}: validating")
-    policy = mapping.geometry_policy(layer.name)
-    if policy == "repair" and layer.geometry.value == "MULTIPOLYGON":
-        report.extend(_repair(cur))
-    county_rows = "county_code" in {f.name for f in staged} and _has_counties(conn)
-    later = {f for f, how in fill.items() if how in ("issued", "computed")}
-    for field_, predicate, problem, params in stage.checks(layer, staged, county_rows, policy, later):
-        found = _check(cur, field_, predicate, problem, {**params, "declared_county": county})
-        report.extend(r for r in found if not (r["row"] in bad_rows and r["problem"] == "no geometry"))
+        fill = _fillable(layer, values, county)
+        for f in layer.fields:
+            if f.required and f.name not in values and f.name not in fill:
+                report.append(_entry("error", f"required field {f.zh} ({f.name}) has no column in the file",
+                                     field_=f.name))
+        _codes_from_labels(layer, values)
+        if source.excel_epoch is not None:
+            report.extend(_excel_dates(layer, values, source.excel_epoch))
+        staged = [f for f in layer.fields if f.name in values or f.name in fill]
+        cur = conn.connection.driver_connection.cursor()
+        batch = _Batch(cur, layer, staged, values, fill, county, rows, name, progress,
+                       "county_code" in {f.name for f in staged} and _has_counties(conn))
+        if geometry is None:               # optimistic: the file's WKB as it is (EPSG:4490, readable)
+            found = batch.stage_and_check(stage.wkb_hex(source.wkb))
+            geometry = settling.result()
+            if not geometry.as_read:       # transformed, swapped or partly unreadable: stage Shapely's
+                found = batch.stage_and_check(_hexes(geometry.geoms), geometry.bad_rows)
+        else:
+            found = batch.stage_and_check(_hexes(geometry.geoms), geometry.bad_rows)
+    finally:
+        pool.shutdown()
+    epsg = geometry.epsg
+    report.extend(geometry.entries)
+    report.append(_entry("info", f"source CRS EPSG:{epsg} ({geometry.how})"))
+    report.extend(found)
     result = ImportResult(layer.name, name, sha, "imported", rows_read=n, source_crs=epsg, report=report)
     _name_sheet(report, source.sheet)
     if any(r["severity"] == "error" for r in report):
@@ -284,15 +267,77 @@ def _drop_indexes_for_bulk(cur, table: str, n: int) -> list[str]:
     return [definition for _, definition in indexes]
 
 
-def _staged_wkb(source: readers.Source, geoms: np.ndarray, epsg: int) -> list:
-    """Hex WKB for COPY (the staging column's typmod gives it the storage SRID): the file's own
-    WKB where the geometries were not changed, else Shapely's."""
-    if source.wkb is not None and epsg == STORAGE_SRID and geoms is source.geometries:
-        wkb = source.wkb.tolist()
-        unread = shapely.is_missing(geoms) & np.array([b is not None for b in wkb])
-        if not unread.any():            # (WKB Shapely could not read goes the Shapely way: as missing)
-            return [None if b is None else b.hex() for b in wkb]
-    return shapely.to_wkb(geoms, hex=True).tolist()
+def _hexes(geoms: np.ndarray):
+    return shapely.to_wkb(geoms, hex=True)
+
+
+@dataclass
+class _Geometry:
+    """The geometries settled: in the storage CRS, with the coordinate errors found."""
+    geoms: np.ndarray
+    epsg: int
+    how: str
+    bad_rows: set[int] = field(default_factory=set)
+    entries: list[dict] = field(default_factory=list)     # report entries (bad coordinates, axes)
+    as_read: bool = False                                  # the file's WKB can be staged unchanged
+
+
+def _settle(source: readers.Source, name: str, crs: int | None, lon_hint: float | None, rows: list[int],
+            report: list[dict]) -> _Geometry:
+    """Read coordinates, reject non-finite ones by row, resolve the CRS, bring to EPSG:4490."""
+    geoms = source.geometries
+    unread = source.wkb is not None and bool(
+        (shapely.is_missing(geoms) & ~source.wkb.is_null().to_numpy(zero_copy_only=False)).any())
+    entries = []
+    bad = _bad_coordinates(geoms)
+    for i in np.flatnonzero(bad):
+        entries.append(_entry("error", "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)", row=rows[i]))
+    if bad.any():
+        geoms = np.where(bad, None, geoms)
+    bad_rows = {rows[i] for i in np.flatnonzero(bad)}
+    coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
+    if len(coords) == 0 and bad_rows:
+        raise BatchRejected(name, _name_sheet(report + entries, source.sheet))
+    if len(coords) == 0:
+        raise ReadFailed(f"{name}: no feature has a usable geometry")
+    declared = crs if crs is not None else source.declared_epsg
+    resolved = resolve(name, coords[:, 0], coords[:, 1], declared,
+                       None if crs is not None else source.declared_crs, lon_hint, source.surveyor_axes)
+    if resolved.swapped:
+        geoms = shapely.transform(geoms, lambda c: c[:, ::-1])
+        entries.append(_entry("warning", "x/y read as surveyors' X = northing, Y = easting"))
+    if resolved.epsg != STORAGE_SRID:
+        geoms = _to_storage(geoms, resolved.epsg)          # pyproj on whole coordinate arrays
+    as_read = not (resolved.swapped or resolved.epsg != STORAGE_SRID or bad_rows or unread)
+    return _Geometry(geoms, resolved.epsg, resolved.how, bad_rows, entries, as_read)
+
+
+class _Batch:
+    """Staging (COPY) and validation (SQL) of one batch; run again if the geometries change."""
+
+    def __init__(self, cur, layer: Layer, staged, values: dict, fill: dict, county: str | None, rows: list[int],
+                 name: str, progress, county_rows: bool):
+        self.cur, self.layer, self.staged, self.values, self.fill = cur, layer, staged, values, fill
+        self.county, self.rows, self.name, self.progress, self.county_rows = county, rows, name, progress, county_rows
+
+    def stage_and_check(self, hexes, bad_rows: set[int] = frozenset()) -> list[dict]:
+        n, name, progress = len(self.rows), self.name, self.progress
+        progress(f"{name}: staging {n:,d} rows")
+        stage.create(self.cur, self.staged)
+        stage.copy_rows(self.cur, [f.name for f in self.staged], [self.values.get(f.name) for f in self.staged],
+                        hexes, self.rows,
+                        progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
+        _apply_fill(self.cur, self.layer, self.fill, self.county)
+        progress(f"{name}: validating")
+        found: list[dict] = []
+        policy = mapping.geometry_policy(self.layer.name)
+        if policy == "repair" and self.layer.geometry.value == "MULTIPOLYGON":
+            found.extend(_repair(self.cur))
+        later = {f for f, how in self.fill.items() if how in ("issued", "computed")}
+        for field_, predicate, problem, params in stage.checks(self.layer, self.staged, self.county_rows, policy, later):
+            rows = _check(self.cur, field_, predicate, problem, {**params, "declared_county": self.county})
+            found.extend(r for r in rows if not (r["row"] in bad_rows and r["problem"] == "no geometry"))
+        return found
 
 
 def _to_storage(geoms: np.ndarray, epsg: int) -> np.ndarray:
@@ -323,8 +368,8 @@ def _corner_geometry(source: readers.Source, name: str, crs: int | None, lon_hin
     except corners.CornerError as exc:
         raise CrsProblem(f"{name}: {exc}") from None
     how = "declared" if crs is not None else "detected from the corner values"
-    # already converted to lon/lat: stage as EPSG:4490
-    return np.array([geom], dtype=object), epsg, how
+    # already converted to lon/lat: staged as EPSG:4490
+    return _Geometry(np.array([geom], dtype=object), epsg, how)
 
 
 def _fillable(layer: Layer, values: dict, county: str | None) -> dict[str, str]:
@@ -359,8 +404,16 @@ def _codes_from_labels(layer: Layer, values: dict) -> None:
         if f.type == FieldType.CODE and f.name in values:
             by_label = {zh: code for code, (zh, _en) in f.codes.codes.items()}
             by_label.update({en.lower(): code for code, (_zh, en) in f.codes.codes.items()})
-            values[f.name] = [v if v is None or v in f.codes else by_label.get(v, by_label.get(v.lower(), v))
-                              for v in values[f.name]]
+            col = values[f.name]
+            if isinstance(col, pa.Array):       # column-wise: exact label, else its lower case
+                labels = pa.array(list(by_label), pa.string())
+                at = pc.coalesce(pc.index_in(col, value_set=labels), pc.index_in(pc.utf8_lower(col), value_set=labels))
+                label_code = pc.take(pa.array(list(by_label.values()), pa.string()), at)
+                is_code = pc.is_in(col, value_set=pa.array(list(f.codes.codes), pa.string()))
+                values[f.name] = pc.if_else(is_code, col, pc.coalesce(label_code, col))
+            else:
+                values[f.name] = [v if v is None or v in f.codes else by_label.get(v, by_label.get(v.lower(), v))
+                                  for v in col]
 
 
 def _repair(cur) -> list[dict]:
