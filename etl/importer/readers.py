@@ -200,7 +200,8 @@ def _as_text(values: pa.ChunkedArray) -> pa.Array:
     values = values.combine_chunks()
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         text = pc.utf8_trim_whitespace(values)
-        return pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+        blank = pc.equal(text, "")
+        return pc.if_else(blank, pa.scalar(None, text.type), text) if pc.any(blank).as_py() else text
     if pa.types.is_floating(t):
         finite = pc.fill_null(pc.is_finite(values), False)
         safe = pc.if_else(finite, values, 0.0)

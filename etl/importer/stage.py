@@ -64,13 +64,18 @@ STEP = 200_000       # rows per COPY: the CSV buffer stays ~100 MB
 
 def wkb_hex(wkb: pa.Array) -> pa.Array:
     """Binary WKB as hex text: the column's one data buffer hex-encoded at once, offsets doubled."""
-    wkb = wkb.cast(pa.large_binary())
-    _validity, offsets, data = wkb.buffers()
-    off = np.frombuffer(offsets, dtype=np.int64)[wkb.offset:wkb.offset + len(wkb) + 1]
+    large = pa.types.is_large_binary(wkb.type) or wkb.nbytes >= 1 << 30
+    if large and not pa.types.is_large_binary(wkb.type):
+        wkb = wkb.cast(pa.large_binary())
+    validity, offsets, data = wkb.buffers()
+    off = np.frombuffer(offsets, dtype=np.int64 if large else np.int32)[wkb.offset:wkb.offset + len(wkb) + 1]
     raw = memoryview(data)[off[0]:off[-1]] if data is not None else b""
-    text = pa.LargeStringArray.from_buffers(len(wkb), pa.py_buffer((off - off[0]) * 2),
-                                            pa.py_buffer(binascii.hexlify(raw)))
-    return pc.if_else(wkb.is_null(), pa.scalar(None, pa.large_string()), text)
+    kind = pa.LargeStringArray if large else pa.StringArray
+    if wkb.offset == 0:             # the nulls stay where they are: their offsets do not move
+        return kind.from_buffers(len(wkb), pa.py_buffer((off - off[0]) * 2), pa.py_buffer(binascii.hexlify(raw)),
+                                 validity, wkb.null_count)
+    text = kind.from_buffers(len(wkb), pa.py_buffer((off - off[0]) * 2), pa.py_buffer(binascii.hexlify(raw)))
+    return pc.if_else(wkb.is_null(), pa.scalar(None, text.type), text)
 
 
 def _text_column(values, n: int) -> pa.Array:
