@@ -108,7 +108,7 @@ import_batch = Table(
 
 import_batch_row = Table(
     "import_batch_row", metadata,
-    Column("batch_id", BigInteger, primary_key=True),      # import_batch.id; no FK (bulk insert cost, 0010)
+    Column("batch_id", BigInteger, primary_key=True),      # import_batch.id; no FK (bulk insert cost, 0011)
     Column("row_id", BigInteger, primary_key=True),
     comment="The layer-table ids a batch inserted (for rollback).",
 )

@@ -2,14 +2,14 @@
 100,000 rows of a bulk import; the engine writes the batch and its rows in one transaction, and
 batches are never deleted (a rollback marks them).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02 21:00:00
 """
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
