@@ -153,10 +153,10 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
             if "corners" in {f.name for f in layer.fields}:
                 values.setdefault("corners", [source.corner_text])
                 values.setdefault("corner_crs", [str(geometry.epsg)])
-            settling = None
-        else:   # Shapely reads the coordinates (NaN, CRS) in a thread while PostgreSQL stages and validates
-            settling = pool.submit(_settle, source, name, crs, lon_hint, rows, report)
-            geometry = None if source.wkb is not None else settling.result()
+        else:
+            def settle():
+                return pool.submit(_settle, source, name, crs, lon_hint, rows, report)
+            geometry = None if source.wkb is not None else settle().result()
 
         fill = _fillable(layer, values, county)
         for f in layer.fields:
@@ -170,9 +170,10 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         cur = conn.connection.driver_connection.cursor()
         batch = _Batch(cur, layer, staged, values, fill, county, rows, name, progress,
                        "county_code" in {f.name for f in staged} and _has_counties(conn))
-        if geometry is None:               # optimistic: the file's WKB as it is (EPSG:4490, readable)
-            found = batch.stage_and_check(stage.wkb_hex(source.wkb))
-            geometry = settling.result()
+        if geometry is None:   # optimistic: the file's WKB staged as it is (EPSG:4490, readable); Shapely
+            settling = []      # checks that in a thread while PostgreSQL validates (shapely holds the GIL)
+            found = batch.stage_and_check(stage.wkb_hex(source.wkb), after_copy=lambda: settling.append(settle()))
+            geometry = settling[0].result()
             if not geometry.as_read:       # transformed, swapped or partly unreadable: stage Shapely's
                 found = batch.stage_and_check(_hexes(geometry.geoms), geometry.bad_rows)
         else:
@@ -320,13 +321,14 @@ class _Batch:
         self.cur, self.layer, self.staged, self.values, self.fill = cur, layer, staged, values, fill
         self.county, self.rows, self.name, self.progress, self.county_rows = county, rows, name, progress, county_rows
 
-    def stage_and_check(self, hexes, bad_rows: set[int] = frozenset()) -> list[dict]:
+    def stage_and_check(self, hexes, bad_rows: set[int] = frozenset(), after_copy=lambda: None) -> list[dict]:
         n, name, progress = len(self.rows), self.name, self.progress
         progress(f"{name}: staging {n:,d} rows")
         stage.create(self.cur, self.staged)
         stage.copy_rows(self.cur, [f.name for f in self.staged], [self.values.get(f.name) for f in self.staged],
                         hexes, self.rows,
                         progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
+        after_copy()
         _apply_fill(self.cur, self.layer, self.fill, self.county)
         progress(f"{name}: validating")
         found: list[dict] = []

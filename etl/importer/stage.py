@@ -102,7 +102,7 @@ def copy_rows(cur, field_names: list[str], columns: list, geoms_hex, rows: list[
         buf = io.BytesIO()
         pacsv.write_csv(table.slice(start, STEP), buf, options)     # strings quoted; NULL left empty
         buf.seek(0)
-        cur.copy_expert(sql, buf)
+        cur.copy_expert(sql, buf, size=1 << 20)
         progress(min(start + STEP, n), n)
 
 
