@@ -168,6 +168,8 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
             report.extend(_excel_dates(layer, values, source.excel_epoch))
         staged = [f for f in layer.fields if f.name in values or f.name in fill]
         cur = conn.connection.driver_connection.cursor()
+        if n >= BULK_ROWS:     # the duplicate hash, the trigger's transition table, the index sorts stay in memory
+            cur.execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '1GB'")
         batch = _Batch(cur, layer, staged, values, fill, county, rows, name, progress,
                        "county_code" in {f.name for f in staged} and _has_counties(conn))
         if geometry is None:   # optimistic: the file's WKB staged as it is (EPSG:4490, readable); Shapely
