@@ -14,10 +14,11 @@
   field) is authenticated by that token alone, never by the session, so it needs no CSRF
   token. The OGC APIs are read-only and exempt (their POST carries a CQL2 query).
 - The session cookie is HttpOnly, SameSite=Lax, and Secure whenever the request came over
-  https (or always with SESSION_COOKIE_SECURE=1).
+  https (or always, with ONEMAP_COOKIE_SECURE=1 in the environment).
 """
 from __future__ import annotations
 
+import os
 import time
 from functools import wraps
 from urllib.parse import urlsplit
@@ -174,7 +175,8 @@ def _csrf_refused(error: CSRFError):
 def init_app(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_NAME="onemap_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_TIME_LIMIT=None)
-    app.config.setdefault("SESSION_COOKIE_SECURE", False)
+    if os.environ.get("ONEMAP_COOKIE_SECURE") == "1":    # behind a TLS-terminating proxy
+        app.config["SESSION_COOKIE_SECURE"] = True
     app.session_interface = _SessionInterface()
     csrf.init_app(app)
     app.before_request(_check_csrf)

@@ -25,6 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from app.auth import current_user, login_required
 from app.db import engine
+from app.errors import Refused, answer_refusals
 from etl.importer import ImportFailed
 from etl.outline import OUTLINE_LIMITS, OUTLINE_SUFFIXES, read_outline
 from services import area_query
@@ -34,12 +35,7 @@ bp = Blueprint("query", __name__)
 QUERY_ROLES = ("inspector", "supervisor")
 FORMATS = ("json", "geojson", "csv")
 MAX_BODY = 20 << 20
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+answer_refusals(bp)
 
 
 def _max_area() -> float:
@@ -58,7 +54,7 @@ def _layer_names(value: str | None) -> list[str] | None:
 
 def _json_body() -> dict:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _Refused(413, f"the request body is larger than {MAX_BODY >> 20} MB")
+        raise Refused(413, f"the request body is larger than {MAX_BODY >> 20} MB")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise QueryError('the body must be a JSON object: {"geometry": <GeoJSON Polygon>, "layers": [...]}')
@@ -96,11 +92,6 @@ def _query_error(exc: QueryError):
     return jsonify({"error": str(exc)}), 403 if isinstance(exc, OutsideRegion) else 400
 
 
-@bp.errorhandler(_Refused)
-def _refused(exc: _Refused):
-    return jsonify({"error": str(exc)}), exc.status
-
-
 @bp.post("/api/query")
 @login_required(*QUERY_ROLES)
 def query():
@@ -115,7 +106,7 @@ def query():
 def query_upload():
     fmt = _format()
     if request.content_length is not None and request.content_length > OUTLINE_LIMITS.max_file_bytes + (1 << 20):
-        raise _Refused(413, f"the outline is larger than {OUTLINE_LIMITS.max_file_bytes >> 20} MB")
+        raise Refused(413, f"the outline is larger than {OUTLINE_LIMITS.max_file_bytes >> 20} MB")
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise QueryError(f"file: no outline was sent (a GeoJSON file or a zipped Shapefile: "

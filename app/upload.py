@@ -23,6 +23,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from app.auth import current_user, department_token_of_request, staff_label
 from app.db import engine
+from app.errors import Refused, answer_refusals
 from etl.importer import BatchRejected, ImportFailed, Limits, import_file
 from etl.importer.readers import SUPPORTED
 from layers import REGISTRY
@@ -31,41 +32,31 @@ from services import department_tokens
 bp = Blueprint("upload", __name__, url_prefix="/upload")
 LIMITS = Limits()
 ACCEPTED = sorted((SUPPORTED - {".shp"}) | {".zip"})
+answer_refusals(bp, report=[])
 
 
 def _error(status: int, message: str, report: list | None = None):
     return jsonify({"error": message, "report": report or []}), status
 
 
-class _Denied(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-@bp.errorhandler(_Denied)
-def _denied(exc: _Denied):
-    return _error(exc.status, str(exc))
-
-
 def _uploader(layer: str, county: str | None) -> tuple[str, bool]:
-    """(who, dry_run) for the request's credential; _Denied (401/403) without a right to it."""
+    """(who, dry_run) for the request's credential; Refused (401/403) without a right to it."""
     token = department_token_of_request()
     if token is not None:
         with engine().connect() as conn:
             grant = department_tokens.verify(conn, token)
         if grant is None:
-            raise _Denied(401, "the department token is unknown or revoked")
+            raise Refused(401, "the department token is unknown or revoked")
         if not grant.allows(layer):
-            raise _Denied(403, f"the token of {grant.department} does not grant layer {layer}")
+            raise Refused(403, f"the token of {grant.department} does not grant layer {layer}")
         return f"{grant.department} (token {grant.hint})", True
     if not current_user:
-        raise _Denied(401, "log in as a data clerk, or send a department token to check a file (上传需要登录或部门令牌)")
+        raise Refused(401, "log in as a data clerk, or send a department token to check a file (上传需要登录或部门令牌)")
     if not current_user.has_role("clerk"):
-        raise _Denied(403, f"role {current_user.role} may not upload; a data clerk may (权限不足)")
+        raise Refused(403, f"role {current_user.role} may not upload; a data clerk may (权限不足)")
     commit = request.form.get("commit") == "1"
     if commit and not current_user.covers(county):
-        raise _Denied(403, f"county {county or '(none)'} is not inside your region {current_user.region_code}: "
+        raise Refused(403, f"county {county or '(none)'} is not inside your region {current_user.region_code}: "
                            "give the county of the data (只能提交本辖区的数据)")
     return staff_label(current_user), not commit
 
