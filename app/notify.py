@@ -29,6 +29,9 @@ class Listener:
         self._pid: int | None = None
         self._lock = threading.Lock()
 
+    def running_here(self) -> bool:
+        return self._pid == os.getpid()
+
     def ensure_running(self) -> None:
         """Start the thread in this process if it does not run yet (after a fork, in the child too)."""
         if self._pid == os.getpid():

@@ -17,6 +17,7 @@ the listener (app/notify.py) that keeps both current.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -42,6 +43,7 @@ CACHE_CONTROL = {PUBLIC: CACHE_CONTROL_PUBLIC, INTERNAL: "private, max-age=60"}
 FLASK_PATHS = ("/vector/", "/internal/", "/imagery/")
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
+log = logging.getLogger(__name__)
 
 
 def tile_dir() -> Path:
@@ -72,6 +74,17 @@ class TileService:
                                        pool_pre_ping=False,
                                        connect_args={"options": "-c max_parallel_workers_per_gather=0"})
         return self._engine
+
+    def ensure_current(self) -> None:
+        """Start the listener in this process; the first time, bring the cache up to date before
+        anything is served from it (tiles changed while no server ran must not be served)."""
+        if self.listener.running_here():
+            return
+        try:
+            self._layers_changed(set())
+        except Exception:        # the database is away: the listener keeps trying, from a full pass
+            log.exception("tile cache: catching up at start failed")
+        self.listener.ensure_running()
 
     @property
     def cache(self) -> VectorTileCache:
@@ -132,7 +145,7 @@ def _tile(audience: str, layer: str, z: int, x: int, y: int) -> Response:
         if audience == INTERNAL and (denied := _authorise(layer)) is not None:
             return denied
         service = tiles_service()
-        service.listener.ensure_running()
+        service.ensure_current()
         for attempt in (1, 2):
             try:
                 with service.engine().connect() as conn:
@@ -242,7 +255,7 @@ class TileHits:
         internal, layer, z, x, y = match.groups()
         audience = INTERNAL if internal else PUBLIC
         service = self.service
-        service.listener.ensure_running()
+        service.ensure_current()
         if layer not in service.layers[audience]:
             return self.next_app(environ, start_response)
         if internal:

@@ -392,3 +392,31 @@ def test_a_revoked_token_stops_getting_cached_tiles(tiles_server, engine):
         assert time.monotonic() < deadline, "a revoked token still got tiles after 20 s"
         time.sleep(0.02)
     assert r.status_code == 401 and r.json()["description"] == "the token is unknown or revoked"
+
+
+def test_a_server_brings_its_cache_up_to_date_before_its_first_hit(test_settings, demo_data_dir, engine, tmp_path):
+    """A tile that changed while no server ran (no listener to delete its file) is not served from
+    the old file: a server process catches its cache up before answering anything from it."""
+    from dataclasses import replace
+
+    from app import create_app
+    from app.tiles import set_tile_dir
+    from tiles.vector import PUBLIC, vector_layer
+    app = create_app(replace(test_settings, data_dir=demo_data_dir))
+    set_tile_dir(app, tmp_path)
+    cache = app.extensions["onemap.tiles"].cache
+    row = sample(engine, REGISTRY["hazard_point"])
+    x, y = tile_of(row["lon"], row["lat"], 14)
+    with engine.connect() as conn:        # the cache as a stopped server left it: current, then a change
+        cache.catch_up(conn)
+        old = cache.get(conn, vector_layer("hazard_point", PUBLIC), 14, x, y)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE hazard_point SET name = name || '（已更新）' WHERE id = :i"), {"i": row["id"]})
+    try:
+        assert cache.path(PUBLIC, "hazard_point", 14, x, y).exists()
+        r = app.test_client().get(f"/tiles/vector/hazard_point/14/{x}/{y}.pbf")
+        assert r.status_code == 200 and r.headers["X-Tile-Cache"] == "miss" and r.data != old.data
+        assert features_by_id(r.data, "hazard_point")[row["id"]]["properties"]["name"].endswith("（已更新）")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE hazard_point SET name = :n WHERE id = :i"), {"n": row["name"], "i": row["id"]})
