@@ -252,11 +252,15 @@
     function fieldValue(f) {
       if (f.value === null || f.value === undefined || f.value === '') { return '—'; }
       var label = state.lang === 'zh' ? f.label_zh : f.label_en;
+      if (label) {   // a code: national codes (0103, 220102) with their name, word codes by their name
+        return /^\d+$/.test(String(f.value)) ? f.value + ' ' + label : label;
+      }
       var v = typeof f.value === 'number' ? formatNumber(f.value, Number.isInteger(f.value) ? 0 : 2) :
         typeof f.value === 'boolean' ? (f.value ? '✓' : '✗') :
+        Array.isArray(f.value) ? f.value.join('、') :
         typeof f.value === 'object' ? JSON.stringify(f.value) : String(f.value);
       if (f.unit === 'm2') { v += ' m²'; } else if (f.unit) { v += ' ' + f.unit; }
-      return label && label !== f.value ? v + ' ' + label : v;
+      return v;
     }
 
     function popupContent(features) {
@@ -413,11 +417,12 @@
       q.result.layers.forEach(function (lr) {
         var layer = allLayers.filter(function (l) { return l.name === lr.layer; })[0];
         lr.features.forEach(function (f) {
+          // its style's fill; a categorised layer a neutral one; an outline-only layer (divisions) none
+          var fill = layer && (layer.style.fill || (layer.style.category_field ? '#69c0ff' : null));
           var shape = L.geoJSON(f.geometry, {pane: 'om-query', pointToLayer: function (g, latlng) {
             return L.circleMarker(latlng, {pane: 'om-query', radius: 7});
           }, style: function () {
-            return {color: '#0050b3', weight: 1.5, fillColor: layer ? (layer.style.fill || '#69c0ff') : '#69c0ff',
-              fillOpacity: 0.3};
+            return {color: '#0050b3', weight: 1.5, fill: !!fill, fillColor: fill || '#69c0ff', fillOpacity: 0.35};
           }}).addTo(queryLayer);
           f._shape = shape;
           shape.on('mouseover', function () { highlight(f, true); });
@@ -520,7 +525,16 @@
           onclick: printQuery}) : null,
         el('button', {type: 'button', class: 'btn btn-sm btn-outline-danger', text: t('query_clear'),
           onclick: function () { state.query = null; queryLayer.clearLayers(); render(); }})]));
+      if (r.land_use_by_class && r.land_use_by_class.length) {
+        panel.appendChild(el('section', {class: 'om-query-layer', 'data-layer': 'land_use_by_class'}, [
+          el('h6', {text: t('query_by_class')}),
+          el('table', {class: 'table table-sm om-area-table'}, [areaHead(t('class_name')), el('tbody', {},
+            r.land_use_by_class.map(function (c) {
+              return el('tr', {}, [el('td', {text: c.class_code + ' ' + c.class_name})].concat(areaCells(c)));
+            }))])]));
+      }
       var hits = r.layers.filter(function (lr) { return lr.features.length; });
+      hits.sort(function (a, b) { return (a.layer === 'admin_division') - (b.layer === 'admin_division'); });
       if (!hits.length) { panel.appendChild(el('p', {text: t('query_nothing')})); }
       hits.forEach(function (lr) {
         var point = lr.geometry_type === 'POINT';
@@ -538,14 +552,6 @@
             t('features') + ')'}),
           el('table', {class: 'table table-sm om-area-table'}, [areaHead(''), el('tbody', {}, rows)])]));
       });
-      if (r.land_use_by_class && r.land_use_by_class.length) {
-        panel.appendChild(el('section', {class: 'om-query-layer', 'data-layer': 'land_use_by_class'}, [
-          el('h6', {text: t('query_by_class')}),
-          el('table', {class: 'table table-sm om-area-table'}, [areaHead(t('class_name')), el('tbody', {},
-            r.land_use_by_class.map(function (c) {
-              return el('tr', {}, [el('td', {text: c.class_code + ' ' + c.class_name})].concat(areaCells(c)));
-            }))])]));
-      }
       return panel;
     }
 
