@@ -31,6 +31,9 @@ def test_gbk_shapefile_export_reads_back_and_round_trips(imported, tmp_path):
     assert out.with_suffix(".cpg").read_text().strip().upper() in ("GBK", "CP936", "936")
     meta, _, _, data = pyogrio.raw.read(out, where="BSM LIKE 'T%'")[:4]
     assert {"BSM", "TBBH", "DLBM", "DLMC", "QSDWDM", "ZLDWDM", "XZQDM", "TBMJ"} <= set(meta["fields"])
+    assert meta["fields"][0] == "id"
+    table = out.with_suffix(".fields.csv").read_text(encoding="utf-8").splitlines()
+    assert table[0] == "dbf_name,name,zh,en,unit" and "DLBM,class_code,地类编码,Land-use class code," in table
     names = dict(zip(meta["fields"], data))
     assert sorted(names["DLMC"]) == sorted(["水田", "旱地", "农村宅基地"])
     assert "水田".encode("gbk") in out.with_suffix(".dbf").read_bytes()

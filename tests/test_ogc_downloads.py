@@ -14,7 +14,7 @@ import requests
 import shapely
 from sqlalchemy import text
 
-from app.ogc.downloads import shapefile_names
+from etl.exporter import dbf_names, export_layer
 from layers import REGISTRY
 from tests.test_ogc_internal import bearer, issue
 from tests.test_ogc_public import view_count
@@ -174,7 +174,8 @@ def test_shapefile_export_is_a_utf8_zip_with_cpg_and_full_field_names(internal, 
             "fields.csv"] or {"land_use.cpg", "fields.csv", "land_use.dbf"} <= set(zf.namelist())
         assert zf.read("land_use.cpg").decode().strip().upper() in ("UTF-8", "UTF8")
         mapping = list(csv.DictReader(io.StringIO(zf.read("fields.csv").decode("utf-8"))))
-    short = shapefile_names(["id", *LAND_USE_FIELDS])
+    short = dbf_names(REGISTRY["land_use"], REGISTRY["land_use"].fields)
+    assert short[:4] == ["id", "BSM", "TBBH", "DLBM"]  # the customary database names
     assert [m["dbf_name"] for m in mapping] == short and [m["name"] for m in mapping] == ["id", *LAND_USE_FIELDS]
     assert mapping[4]["zh"] == REGISTRY["land_use"].fields[3].zh
     check_land_use(pyogrio.raw.read(f"/vsizip/{path}/land_use.shp"), expected, short)
@@ -208,7 +209,7 @@ def test_exports_of_points_with_datetimes_nulls_and_another_crs(internal, engine
     point = shapely.from_wkb(geometry[0])
     assert (point.x, point.y) == pytest.approx((x, y), abs=1e-3)  # files keep x = easting
     names = dict(zip(meta["fields"], data))
-    assert "monitor_ph" in names  # internal field, shortened for DBF
+    assert "JCRDH" in names  # internal field monitor_phone, by its customary DBF name
 
 
 def test_empty_selection_gives_an_empty_layer(internal, token, tmp_path):
@@ -241,8 +242,35 @@ def test_internal_downloads_need_a_token_that_grants_the_collection(internal, to
     assert refused.status_code == 403
 
 
-def test_shapefile_names_fit_dbf_and_stay_unique():
-    names = shapefile_names(["id", "threatened_people", "threatened_property_10k_yuan", "monitor_name"])
-    assert names == ["id", "threatened", "threaten_1", "monitor_na"]
-    assert all(len(n) <= 10 for n in names)
+def test_shapefile_names_are_customary_else_cut_to_ten_and_unique():
+    hazard = REGISTRY["hazard_point"]
+    by_name = {f.name: f for f in hazard.fields}
+    picked = [by_name[n] for n in ("threatened_people", "threatened_property_10k_yuan", "monitor_name")]
+    assert dbf_names(hazard, picked) == ["id", "WXRS", "WXCC", "JCR"]
+    report = REGISTRY["disaster_report"]
+    names = dbf_names(report, report.fields)
+    assert all(len(n) <= 10 and n.isascii() for n in names) and len({n.upper() for n in names}) == len(names)
+    assert [n for f, n in zip(report.fields, names[1:]) if len(f.name) <= 10] == [
+        f.name for f in report.fields if len(f.name) <= 10]
     json.dumps(names)
+
+
+def test_download_and_cli_export_give_the_same_shapefile_columns(internal, engine, token, tmp_path):
+    response = requests.get(f"{internal}/collections/hazard_point/download", params={"f": "shp"},
+                            headers=bearer(token), timeout=60)
+    assert response.status_code == 200, response.text[:300]
+    (tmp_path / "h.zip").write_bytes(response.content)
+    downloaded, _, _, down_data = pyogrio.raw.read(f"/vsizip/{tmp_path / 'h.zip'}/hazard_point.shp")[:4]
+    with zipfile.ZipFile(tmp_path / "h.zip") as zf:
+        down_table = zf.read("fields.csv").decode("utf-8")
+    out = tmp_path / "cli" / "hazard_point.shp"
+    out.parent.mkdir()
+    with engine.connect() as conn:
+        n = export_layer(conn, "hazard_point", out, encoding="GBK")
+    exported, _, _, cli_data = pyogrio.raw.read(out)[:4]
+    assert n == len(cli_data[0]) == len(down_data[0]) == rows(engine, "SELECT count(*) FROM hazard_point")[0][0]
+    assert list(downloaded["fields"]) == list(exported["fields"]) == dbf_names(
+        REGISTRY["hazard_point"], REGISTRY["hazard_point"].fields)
+    assert {"WXRS", "WXCC", "JCRDH"} <= set(exported["fields"])
+    assert out.with_suffix(".fields.csv").read_bytes().decode("utf-8") == down_table
+    assert [[str(v) for v in col] for col in cli_data] == [[str(v) for v in col] for col in down_data]

@@ -9,10 +9,11 @@ through a server-side cursor in batches: memory stays bounded whatever the layer
 
 - GeoJSON and CSV are streamed as they are read (the query runs, and a bad filter is a 400,
   before the first byte is sent).
-- GeoPackage and Shapefile are written batch by batch with pyogrio (GDAL) into a temporary
-  directory, then streamed and deleted. The Shapefile comes zipped with its `.cpg` (UTF-8)
-  and a `fields.csv` naming the full attribute name, zh and en titles of each DBF column
-  (DBF names are at most 10 characters). Only a few file exports run at once per process
+- GeoPackage and Shapefile are written batch by batch by `etl.exporter` (pyogrio/GDAL, the
+  same writer and DBF names as `flask etl export`) into a temporary directory, then streamed
+  and deleted. The Shapefile comes zipped with its `.cpg` (UTF-8) and a `fields.csv` naming
+  the full attribute name, zh and en titles of each DBF column (DBF names are at most 10
+  characters: the customary database names DLBM, WXRS … where declared). Only a few file exports run at once per process
   (503 with Retry-After beyond that).
 """
 from __future__ import annotations
@@ -24,12 +25,10 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-import pyogrio.raw
 from flask import Response, request
 from pygeoapi.plugin import load_plugin
 from pygeoapi.util import get_provider_by_type, transform_bbox
@@ -37,7 +36,8 @@ from pygeoapi.util import get_provider_by_type, transform_bbox
 from app.ogc.config import Audience
 from app.ogc.crs import CRS84, output_crs
 from app.ogc.provider import BadQuery, QueryExtras
-from layers import Field, FieldType, Geometry, Layer
+from etl.exporter import write_layer, write_shapefile
+from layers import Field, Layer
 
 DOWNLOAD_PARAMETERS = {"f", "lang", "bbox", "bbox-crs", "crs", "datetime", "properties",
                        "filter", "filter-lang", "filter-crs"}
@@ -50,8 +50,6 @@ FORMATS = {
 FILE_EXPORTS_AT_ONCE = 2
 _file_exports = threading.BoundedSemaphore(FILE_EXPORTS_AT_ONCE)
 CHUNK = 1 << 16
-GEOMETRY_TYPES = {Geometry.POINT: "Point", Geometry.MULTIPOLYGON: "MultiPolygon",
-                  Geometry.MULTILINESTRING: "MultiLineString"}
 
 
 class DownloadError(Exception):
@@ -155,90 +153,18 @@ def _csv(names: list[str], fields: list[Field], batches: Iterator[list]) -> Iter
         yield out.getvalue().encode("utf-8")
 
 
-# --- GIS files ---------------------------------------------------------------------------------
-def _columns(fields: list[Field], rows: list) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """Field arrays (and null masks) for pyogrio from a batch of (id, *fields, wkb) rows."""
-    data: list[np.ndarray] = [np.array([r[0] for r in rows], dtype=np.int64)]
-    masks: list[np.ndarray | None] = [None]
-    for i, f in enumerate(fields, start=1):
-        values = [r[i] for r in rows]
-        nulls = np.array([v is None for v in values], dtype=bool)
-        if f.type == FieldType.INTEGER:
-            data.append(np.array([0 if v is None else v for v in values], dtype=np.int64))
-        elif f.type == FieldType.FLOAT:
-            data.append(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
-        elif f.type == FieldType.BOOLEAN:
-            data.append(np.array([bool(v) for v in values], dtype=bool))
-        elif f.type == FieldType.DATE:
-            data.append(np.array([np.datetime64("NaT") if v is None else np.datetime64(v, "D") for v in values],
-                                 dtype="datetime64[D]"))
-        elif f.type == FieldType.DATETIME:
-            data.append(np.array([np.datetime64("NaT") if v is None else np.datetime64(_utc(v), "ms")
-                                  for v in values], dtype="datetime64[ms]"))
-        elif f.type in (FieldType.CODES, FieldType.JSON):
-            data.append(np.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
-                                 dtype=object))
-        else:
-            data.append(np.array([None if v is None else str(v) for v in values], dtype=object))
-        masks.append(nulls if nulls.any() and data[-1].dtype != object else None)
-    return data, masks
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-
-
-def _write(path: Path, driver: str, layer: Layer, names: list[str], fields: list[Field],
-           batches: Iterator[list], srid: int, **options) -> None:
-    geometry_type = GEOMETRY_TYPES[layer.geometry]
-    common = dict(driver=driver, layer=path.stem, geometry_type=geometry_type, crs=f"EPSG:{srid}", **options)
-    written = False
-    for rows in batches:
-        geometry = np.array([None if r[-1] is None else bytes(r[-1]) for r in rows], dtype=object)
-        data, masks = _columns(fields, rows)
-        pyogrio.raw.write(str(path), geometry, data, names, field_mask=masks, append=written, **common)
-        written = True
-    if not written:  # an empty selection is an empty layer with its fields
-        empty_rows: list = []
-        data, _ = _columns(fields, empty_rows)
-        pyogrio.raw.write(str(path), np.array([], dtype=object), data, names, **common)
-
-
+# --- GIS files (written by etl.exporter, the one writer the CLI export uses too) ---------------
 def _geopackage(workdir: Path, layer: Layer, fields: list[Field], batches, srid: int) -> Path:
     path = workdir / f"{layer.name}.gpkg"
-    _write(path, "GPKG", layer, ["id", *(f.name for f in fields)], fields, batches, srid,
-           layer_options={"FID": "fid", "IDENTIFIER": layer.zh, "DESCRIPTION": layer.en})
+    write_layer(path, "GPKG", layer, ["id", *(f.name for f in fields)], fields, batches, srid,
+                layer_options={"FID": "fid", "IDENTIFIER": layer.zh, "DESCRIPTION": layer.en})
     return path
-
-
-def shapefile_names(names: list[str]) -> list[str]:
-    """DBF column names (≤ 10 ASCII characters), unique, kept whole when they fit."""
-    out: list[str] = []
-    for name in names:
-        short = name[:10]
-        n = 1
-        while short.lower() in {o.lower() for o in out}:
-            suffix = f"_{n}"
-            short = name[:10 - len(suffix)] + suffix
-            n += 1
-        out.append(short)
-    return out
 
 
 def _shapefile(workdir: Path, layer: Layer, fields: list[Field], batches, srid: int) -> Path:
     folder = workdir / layer.name
     folder.mkdir()
-    names = ["id", *(f.name for f in fields)]
-    short = shapefile_names(names)
-    _write(folder / f"{layer.name}.shp", "ESRI Shapefile", layer, short, fields, batches, srid,
-           encoding="UTF-8")
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\r\n")
-    writer.writerow(["dbf_name", "name", "zh", "en", "unit"])
-    writer.writerow(["id", "id", "标识", "Identifier", ""])
-    for dbf_name, f in zip(short[1:], fields):
-        writer.writerow([dbf_name, f.name, f.zh, f.en, f.unit or ""])
-    (folder / "fields.csv").write_text(table.getvalue(), encoding="utf-8")
+    write_shapefile(folder / f"{layer.name}.shp", layer, fields, batches, srid, table=folder / "fields.csv")
     archive = workdir / f"{layer.name}.shp.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for part in sorted(folder.iterdir()):
@@ -256,4 +182,4 @@ def _file_chunks(path: Path, workdir: Path) -> Iterator[bytes]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-__all__ = ["DOWNLOAD_PARAMETERS", "DownloadError", "FORMATS", "download", "shapefile_names", "BadQuery"]
+__all__ = ["DOWNLOAD_PARAMETERS", "DownloadError", "FORMATS", "download", "BadQuery"]
