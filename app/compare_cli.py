@@ -23,8 +23,10 @@ def compare_group() -> None:
 @click.option("--sliver-m2", type=float, default=1.0, show_default=True,
               help="Overlaps below this area count as none.")
 @click.option("--chunk-size", type=int, default=2000, show_default=True, help="Patches per transaction.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Chunks compared at once (connections).")
 @click.option("--user", help="Who runs it (default: the login name).")
-def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, user: str | None) -> None:
+def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, workers: int,
+                user: str | None) -> None:
     from services.comparison import ComparisonError, Parameters, get_run, run_comparison, where_it_stopped
     bar = None
 
@@ -36,7 +38,7 @@ def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, us
         bar.update(done - bar.pos)
 
     try:
-        params = Parameters(sliver_m2=sliver_m2, chunk_size=chunk_size)
+        params = Parameters(sliver_m2=sliver_m2, chunk_size=chunk_size, workers=workers)
         result = run_comparison(engine(), batch, params, requested_by=user, resume=not restart, progress=progress)
     except ComparisonError as exc:
         raise click.ClickException(str(exc)) from None

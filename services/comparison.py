@@ -24,8 +24,10 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -56,12 +58,15 @@ class Parameters:
     sliver_m2: float = 1.0           # overlaps below this count as none (digitising noise); > 0
     chunk_size: int = 2000           # patches per transaction
     subdivide_vertices: int = 256    # ST_Subdivide's max vertices for zones and counties
+    workers: int = 2                 # chunks compared at once, each on its own connection
 
     def __post_init__(self) -> None:
         if not 1e-6 <= self.sliver_m2 <= 1e6:     # 0 would flag every touching neighbour
             raise ComparisonError(f"parameter sliver_m2 must be between 1e-6 and 1e6 m², got {self.sliver_m2}")
         if not 1 <= self.chunk_size <= 1_000_000:
             raise ComparisonError(f"parameter chunk_size must be 1..1000000, got {self.chunk_size}")
+        if not 1 <= self.workers <= 8:
+            raise ComparisonError(f"parameter workers must be 1..8, got {self.workers}")
         if not 8 <= self.subdivide_vertices <= 10_000:
             raise ComparisonError(f"parameter subdivide_vertices must be 8..10000, got {self.subdivide_vertices}")
 
@@ -74,7 +79,8 @@ class Parameters:
         try:
             return cls(sliver_m2=float(values.get("sliver_m2", cls.sliver_m2)),
                        chunk_size=int(values.get("chunk_size", cls.chunk_size)),
-                       subdivide_vertices=int(values.get("subdivide_vertices", cls.subdivide_vertices)))
+                       subdivide_vertices=int(values.get("subdivide_vertices", cls.subdivide_vertices)),
+                       workers=int(values.get("workers", cls.workers)))
         except (TypeError, ValueError) as exc:
             raise ComparisonError(f"invalid parameter value: {exc}") from None
 
@@ -118,17 +124,35 @@ _PREPARE = [
 _CLEANUP = "DROP TABLE IF EXISTS cmp_zone, cmp_county"
 
 
-def _piece(ref: str) -> str:
-    """The polygonal part of the patch inside one reference polygon `ref`.geom (the whole patch
-    when covered, which skips the overlay; touching gives an empty polygon)."""
-    return (f"CASE WHEN ST_CoveredBy(p.geom, {ref}.geom) THEN p.geom "
-            f"ELSE ST_CollectionExtract(ST_Intersection(p.geom, {ref}.geom), 3) END")
+def _pieces(table: str, alias: str, where: str = "", area: bool = False) -> str:
+    """FROM clause: the rows of `table` meeting the patch, each with `cov` (the patch lies
+    wholly inside the row: the overlay is skipped and the piece is the patch) and `piece`, the
+    patch's polygonal part inside the row (touching gives an empty polygon); with `area`, also
+    the piece's area `a.m2`."""
+    m2 = (f"CROSS JOIN LATERAL (SELECT CASE WHEN c.cov THEN p.area ELSE {area_sql('x.piece')} END AS m2) a "
+          if area else "")
+    return (f"{table} {alias} CROSS JOIN LATERAL (SELECT ST_CoveredBy(p.geom, {alias}.geom) AS cov) c "
+            f"CROSS JOIN LATERAL (SELECT CASE WHEN c.cov THEN p.geom "
+            f"ELSE ST_CollectionExtract(ST_Intersection(p.geom, {alias}.geom), 3) END AS piece) x {m2}"
+            f"WHERE {alias}.geom && p.geom AND ST_Intersects({alias}.geom, p.geom){where}")
 
 
 def _covered(table: str, alias: str, where: str = "") -> str:
-    """LATERAL: the union of the patch's pieces inside the rows of `table` (g, NULL if none)."""
-    return (f"SELECT ST_Union({_piece(alias)}) AS g FROM {table} {alias} "
-            f"WHERE {alias}.geom && p.geom AND ST_Intersects({alias}.geom, p.geom){where}")
+    """LATERAL: the union `g` of the patch's pieces inside the rows of `table`, its area `m2`
+    (NULL if none) and `cov`, true when one row covers the whole patch (then m2 is its area)."""
+    return (f"SELECT u.g, u.cov, CASE WHEN u.cov THEN p.area ELSE {area_sql('u.g')} END AS m2 FROM ("
+            f"SELECT ST_Union(x.piece) AS g, bool_or(c.cov) AS cov FROM {_pieces(table, alias, where)}) u")
+
+
+def _grouped(table: str, alias: str, keys: str) -> str:
+    """Subquery: per group of `keys`, the area of the union of the patch's pieces in its rows."""
+    return (f"SELECT {keys}, CASE WHEN bool_or(c.cov) THEN p.area ELSE {area_sql('ST_Union(x.piece)')} END AS m2 "
+            f"FROM {_pieces(table, alias)} GROUP BY {keys}")
+
+
+def _leading() -> str:
+    """SQL: the first category of SEVERITY the row's `categories` hold."""
+    return "CASE " + " ".join(f"WHEN '{c}' = ANY(categories) THEN '{c}'" for c in SEVERITY) + " END"
 
 
 A = area_sql  # noqa: E731 (short alias inside the SQL below)
@@ -141,12 +165,13 @@ WITH p AS MATERIALIZED (
   FROM change_patch WHERE batch = :batch AND id > :lo AND id <= :hi),
 ov AS (
   SELECT p.*, ap.g AS approved,
-         coalesce({A('ap.g')}, 0) AS approval_m2,
-         coalesce({A('sp.g')}, 0) AS supply_m2,
-         CASE WHEN ap.g IS NULL THEN 0 WHEN sp.g IS NULL THEN {A('ap.g')}
-              ELSE greatest({A('ap.g')} - {A('ST_CollectionExtract(ST_Intersection(ap.g, sp.g), 3)')}, 0)
+         coalesce(ap.m2, 0) AS approval_m2,
+         coalesce(sp.m2, 0) AS supply_m2,
+         CASE WHEN ap.g IS NULL OR sp.cov THEN 0 WHEN sp.g IS NULL THEN ap.m2
+              WHEN ap.cov THEN greatest(ap.m2 - sp.m2, 0)     -- the approved part is the whole patch
+              ELSE greatest(ap.m2 - {A('ST_CollectionExtract(ST_Intersection(ap.g, sp.g), 3)')}, 0)
          END AS unsupplied_m2,
-         coalesce({A('bf.g')}, 0) AS basic_farmland_m2,
+         coalesce(bf.m2, 0) AS basic_farmland_m2,
          lu.by_class, coalesce(lu.farmland, 0) AS farmland_m2, coalesce(lu.illegal, 0) AS illegal_farmland_m2,
          zn.by_code, coalesce(zn.restricted, 0) AS restricted_m2, coalesce(zn.urban, 0) AS urban_m2,
          coalesce(zn.eco, 0) AS eco_redline_m2,
@@ -157,35 +182,29 @@ ov AS (
   LEFT JOIN LATERAL ({_covered('supply', 's', ' AND s.signed_on <= p.detected_on')}) sp ON true
   LEFT JOIN LATERAL ({_covered('basic_farmland', 'b')}) bf ON true
   LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(c.class_code, c.m2 ORDER BY c.class_code) FILTER (WHERE c.m2 > 0) AS by_class,
-           sum(c.m2) FILTER (WHERE c.farmland) AS farmland, sum(c.illegal) AS illegal
-    FROM (SELECT l.class_code, l.class_code = ANY(:farmland) AS farmland, sum({A('x.g')}) AS m2,
+    SELECT jsonb_object_agg(k.class_code, k.m2 ORDER BY k.class_code) FILTER (WHERE k.m2 > 0) AS by_class,
+           sum(k.m2) FILTER (WHERE k.farmland) AS farmland, sum(k.illegal) AS illegal
+    FROM (SELECT l.class_code, l.class_code = ANY(:farmland) AS farmland, sum(a.m2) AS m2,
                  sum(CASE WHEN l.class_code = ANY(:farmland) THEN
-                       CASE WHEN ap.g IS NULL THEN {A('x.g')}
-                            ELSE {A('ST_CollectionExtract(ST_Difference(x.g, ap.g), 3)')} END END) AS illegal
-          FROM land_use l CROSS JOIN LATERAL (SELECT {_piece('l')} AS g) x
-          WHERE l.geom && p.geom AND ST_Intersects(l.geom, p.geom)
-          GROUP BY l.class_code) c) lu ON true
+                       CASE WHEN ap.g IS NULL THEN a.m2
+                            ELSE {A('ST_CollectionExtract(ST_Difference(x.piece, ap.g), 3)')} END END) AS illegal
+          FROM {_pieces('land_use', 'l', area=True)}
+          GROUP BY l.class_code) k) lu ON true
   LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(z.code, z.m2 ORDER BY z.code) FILTER (WHERE z.kind = 'plan' AND z.m2 > 0) AS by_code,
            sum(z.m2) FILTER (WHERE z.kind = 'plan' AND z.code IN ('030', '040')) AS restricted,
            sum(z.m2) FILTER (WHERE z.kind = 'urban') AS urban,
            sum(z.m2) FILTER (WHERE z.kind = 'eco') AS eco
-    FROM (SELECT zz.kind, zz.code, {A(f"ST_Union({_piece('zz')})")} AS m2
-          FROM cmp_zone zz WHERE zz.geom && p.geom AND ST_Intersects(zz.geom, p.geom)
-          GROUP BY zz.kind, zz.code) z) zn ON true
+    FROM ({_grouped('cmp_zone', 'zz', 'zz.kind, zz.code')}) z) zn ON true
   LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(k.code, k.m2 ORDER BY k.code) AS by_county,
            (array_agg(k.code ORDER BY k.m2 DESC, k.code))[1] AS county,
            (array_agg(k.city_code ORDER BY k.m2 DESC, k.code))[1] AS city
-    FROM (SELECT cc.code, cc.city_code, {A(f"ST_Union({_piece('cc')})")} AS m2
-          FROM cmp_county cc WHERE cc.geom && p.geom AND ST_Intersects(cc.geom, p.geom)
-          GROUP BY cc.code, cc.city_code) k WHERE k.m2 > 0) ct ON true
+    FROM ({_grouped('cmp_county', 'cc', 'cc.code, cc.city_code')}) k WHERE k.m2 > 0) ct ON true
   LEFT JOIN LATERAL (
-    SELECT m.licence_no, m.valid_from, m.valid_to, {A('x.g')} AS inside
-    FROM mining_right m CROSS JOIN LATERAL (SELECT {_piece('m')} AS g) x
-    WHERE p.kind = 'mining' AND m.right_type = 'mining' AND m.geom && p.geom AND ST_Intersects(m.geom, p.geom)
-    ORDER BY {A('x.g')} DESC, m.valid_to DESC, m.id LIMIT 1) mr ON true),
+    SELECT m.licence_no, m.valid_from, m.valid_to, a.m2 AS inside
+    FROM {_pieces('mining_right', 'm', " AND p.kind = 'mining' AND m.right_type = 'mining'", area=True)}
+    ORDER BY a.m2 DESC, m.valid_to DESC, m.id LIMIT 1) mr ON true),
 flags AS (
   SELECT ov.*,
     greatest(area - approval_m2, 0) AS unapproved_m2,
@@ -218,8 +237,7 @@ INSERT INTO comparison_result AS r (
   restricted_m2, outside_boundary_m2, eco_redline_m2, zone_m2, land_use_m2, county_m2,
   licence_no, own_right_m2, outside_right_m2, county_code, city_code, compared_at, geom)
 SELECT id, patch_no, batch, :run, kind,
-       (SELECT s FROM unnest(CAST(:severity AS text[])) WITH ORDINALITY AS o(s, n)
-        WHERE s = ANY(categories) ORDER BY n LIMIT 1),
+       {_leading()},
        categories, categories && CAST(:violations AS text[]), area,
        approval_m2, unapproved_m2, supply_m2, unsupplied_m2, basic_farmland_m2, farmland_m2,
        CASE WHEN kind = 'construction' AND NOT other THEN illegal_farmland_m2 ELSE 0 END,
@@ -326,7 +344,7 @@ def run_comparison(engine: Engine, batch: str, params: Parameters | None = None,
             elif run_id is None:
                 run_id = create_run(conn, batch, params, requested_by)
             conn.commit()
-            return _Runner(conn, run_id, commit=True, progress=progress).run()
+            return _Runner(conn, run_id, commit=True, progress=progress, engine=engine).run()
         finally:
             conn.rollback()
             conn.execute(text("SELECT pg_advisory_unlock(hashtext('onemap.comparison'), hashtext(:b))"), {"b": batch})
@@ -365,8 +383,8 @@ def run_in_transaction(conn: Connection, batch: str, params: Parameters | None =
 
 
 class _Runner:
-    def __init__(self, conn: Connection, run_id: int, commit: bool, progress=None):
-        self.conn, self.run_id, self.commit = conn, run_id, commit
+    def __init__(self, conn: Connection, run_id: int, commit: bool, progress=None, engine: Engine | None = None):
+        self.conn, self.run_id, self.commit, self.engine = conn, run_id, commit, engine
         self.progress = progress or (lambda done, total: None)
         run = get_run(conn, run_id)
         if run is None:
@@ -413,16 +431,17 @@ class _Runner:
             self._checkpoint()
             self.progress(done, total)
             size = self.params.chunk_size
-            lo = resumed_from or 0
-            for k in range(0, len(ids), size):
-                chunk = ids[k:k + size]
-                hi = chunk[-1]
-                self._chunk(batch, lo, hi)
-                done += len(chunk)
-                self._set(patches_done=done, last_patch_id=hi, timings=self.timings, counts=self.counts)
-                self._checkpoint()
-                self.progress(done, total)
-                lo = hi
+            chunks = [((resumed_from or 0) if k == 0 else ids[k - 1], ids[min(k + size, len(ids)) - 1],
+                       len(ids[k:k + size])) for k in range(0, len(ids), size)]
+            if self.engine is not None and self.params.workers > 1 and len(chunks) > 1:
+                done = self._in_parallel(batch, chunks, done, total)
+            else:
+                for lo, hi, n in chunks:
+                    self._account(self._chunk(self.conn, batch, lo, hi))
+                    done += n
+                    self._set(patches_done=done, last_patch_id=hi, timings=self.timings, counts=self.counts)
+                    self._checkpoint()
+                    self.progress(done, total)
             t = time.perf_counter()
             self.counts.update(self._final_counts(batch))
             self._time("count", time.perf_counter() - t)
@@ -441,16 +460,79 @@ class _Runner:
             raise
         return RunResult(self.run_id, batch, STATUS_FINISHED, total, done, resumed_from, self.counts, self.timings)
 
-    def _chunk(self, batch: str, lo: int, hi: int) -> None:
+    def _chunk(self, conn: Connection, batch: str, lo: int, hi: int) -> dict:
+        """Compare the patches with lo < id <= hi and upsert their leads (not committed)."""
         t = time.perf_counter()
-        self._sql(_COMPARE_SQL, batch=batch, lo=lo, hi=hi, run=self.run_id, sliver=self.params.sliver_m2,
-                  farmland=sorted(FARMLAND_CLASSES), severity=list(SEVERITY), violations=sorted(VIOLATIONS))
-        self._time("compare", time.perf_counter() - t)
-        t = time.perf_counter()
-        updated, created = self._sql(_LEADS_SQL, run=self.run_id, lo=lo, hi=hi).one()
-        self.counts["leads_created"] = self.counts.get("leads_created", 0) + created
-        self.counts["leads_updated"] = self.counts.get("leads_updated", 0) + updated
-        self._time("leads", time.perf_counter() - t)
+        conn.execute(text(_COMPARE_SQL), dict(batch=batch, lo=lo, hi=hi, run=self.run_id, sliver=self.params.sliver_m2,
+                                              farmland=sorted(FARMLAND_CLASSES), violations=sorted(VIOLATIONS)))
+        compared = time.perf_counter()
+        updated, created = conn.execute(text(_LEADS_SQL), dict(run=self.run_id, lo=lo, hi=hi)).one()
+        return {"compare": compared - t, "leads": time.perf_counter() - compared, "created": created,
+                "updated": updated}
+
+    def _account(self, stats: dict) -> None:
+        self._time("compare", stats["compare"])
+        self._time("leads", stats["leads"])
+        self.counts["leads_created"] = self.counts.get("leads_created", 0) + stats["created"]
+        self.counts["leads_updated"] = self.counts.get("leads_updated", 0) + stats["updated"]
+
+    def _in_parallel(self, batch: str, chunks: list[tuple[int, int, int]], done: int, total: int) -> int:
+        """Compare the chunks on `workers` connections at once (each prepares its own reference
+        tables and commits its chunks). The run records the contiguous prefix of finished chunks,
+        so a resumed run never skips a chunk (one finished beyond the prefix is compared again)."""
+        pending: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(len(chunks)):
+            pending.put(i)
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def worker() -> None:
+            with self.engine.connect() as conn:
+                try:
+                    for statement in _PREPARE:
+                        conn.execute(text(statement), {"batch": batch, "v": self.params.subdivide_vertices})
+                    conn.commit()
+                    while not stop.is_set():
+                        try:
+                            i = pending.get_nowait()
+                        except queue.Empty:
+                            return
+                        stats = self._chunk(conn, batch, *chunks[i][:2])
+                        conn.commit()
+                        finished.put((i, stats))
+                finally:
+                    conn.rollback()
+                    conn.execute(text(_CLEANUP))
+                    conn.commit()
+
+        pool = ThreadPoolExecutor(self.params.workers, thread_name_prefix=f"comparison-{self.run_id}")
+        futures = [pool.submit(worker) for _ in range(self.params.workers)]
+        ended: set[int] = set()
+        prefix, base, all_done = 0, done, done
+        try:
+            while len(ended) < len(chunks):
+                try:
+                    i, stats = finished.get(timeout=0.5)
+                except queue.Empty:
+                    if all(f.done() for f in futures) and finished.empty():
+                        for f in futures:
+                            f.result()          # a worker's error is raised here
+                        raise ComparisonError(f"run {self.run_id}: the workers stopped with chunks left")
+                    continue
+                ended.add(i)
+                self._account(stats)
+                all_done += chunks[i][2]
+                while prefix in ended:
+                    prefix += 1
+                if prefix:
+                    self._set(patches_done=base + sum(n for _, _, n in chunks[:prefix]),
+                              last_patch_id=chunks[prefix - 1][1], timings=self.timings, counts=self.counts)
+                self._checkpoint()
+                self.progress(all_done, total)
+        finally:
+            stop.set()
+            pool.shutdown(wait=True)
+        return all_done
 
     def _final_counts(self, batch: str) -> dict:
         row = self._sql("""SELECT count(*) AS patches, count(*) FILTER (WHERE violation) AS violations

@@ -329,7 +329,7 @@ def test_interrupted_run_says_where_it_stopped_and_resumes(demo, engine, manifes
         if done >= 6:
             raise KeyboardInterrupt("simulated restart")
     with pytest.raises(KeyboardInterrupt):
-        run_comparison(engine, DEMO_BATCH, Parameters(chunk_size=3), requested_by="test", resume=False,
+        run_comparison(engine, DEMO_BATCH, Parameters(chunk_size=3, workers=1), requested_by="test", resume=False,
                        progress=stop_after_two_chunks)
     with engine.connect() as conn:
         run_id = conn.execute(text("SELECT max(id) FROM comparison_run")).scalar()
@@ -347,6 +347,33 @@ def test_interrupted_run_says_where_it_stopped_and_resumes(demo, engine, manifes
     assert after.keys() == before.keys()
     for no, (cats, area) in before.items():
         assert after[no][0] == cats and after[no][1] == pytest.approx(area, abs=1e-6)
+
+
+def test_parallel_workers_give_the_serial_results(demo, engine):
+    def snapshot():
+        with engine.connect() as conn:
+            return {r[0]: tuple(r[1:]) for r in conn.execute(text(
+                "SELECT patch_no, categories, area_m2, approval_m2, supply_m2, basic_farmland_m2, land_use_m2, "
+                "zone_m2, county_m2, own_right_m2, county_code FROM comparison_result WHERE batch = :b"),
+                {"b": DEMO_BATCH})}
+    serial = run_comparison(engine, DEMO_BATCH, Parameters(chunk_size=2, workers=1), resume=False)
+    before = snapshot()
+    seen = []
+    parallel = run_comparison(engine, DEMO_BATCH, Parameters(chunk_size=2, workers=3), resume=False,
+                              progress=lambda done, total: seen.append(done))
+    assert snapshot() == before
+    assert parallel.counts["categories"] == serial.counts["categories"]
+    assert parallel.counts["leads_created"] == 0 and parallel.counts["leads_updated"] == serial.counts["violations"]
+    assert seen[-1] == parallel.patches_total == 15 and seen == sorted(seen)
+    with engine.connect() as conn:
+        run = get_run(conn, parallel.run_id)
+    assert run["status"] == "finished" and run["patches_done"] == 15
+    assert run["last_patch_id"] == max(conn_ids(engine))
+
+
+def conn_ids(engine):
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT id FROM change_patch WHERE batch = :b"), {"b": DEMO_BATCH})]
 
 
 # --- CLI, API, report ---------------------------------------------------------------------------
