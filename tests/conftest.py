@@ -50,6 +50,18 @@ def conn(engine):
             tx.rollback()
 
 
+@pytest.fixture()
+def guarded(conn):
+    """`conn` with the test counties, for a submission that must be rejected: the test fails if it
+    changed land_use, the import batches or the supervision numbers."""
+    from tests.import_fixtures import add_counties
+    from tests.test_import import snapshot
+    add_counties(conn)
+    before = snapshot(conn)
+    yield conn
+    assert snapshot(conn) == before, "a rejected file changed the database"
+
+
 @pytest.fixture(scope="session")
 def demo(engine, tmp_path_factory):
     """The demo province at test scale, loaded once; returns load_demo's summary."""

@@ -116,13 +116,6 @@ def test_sheet_option_on_the_command_line(tiles_app, engine, tmp_path):
 
 # --- hostile workbooks: a clear error and nothing written ----------------------------------------------
 
-@pytest.fixture()
-def guarded(db):
-    before = snapshot(db)
-    yield db
-    assert snapshot(db) == before, "a rejected workbook changed the database"
-
-
 def _small_workbook(path, n=3):
     g = parcels(n)
     rows = [[f"Z{i:04d}", i, "0103", "旱地", LOCATED[0], LOCATED[0], 100, "2024-01-01", g[i].wkt] for i in range(n)]
