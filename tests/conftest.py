@@ -127,3 +127,17 @@ def tiles_server(tiles_app):
     server = LiveServer(tiles_app)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def map_server(test_settings, demo, tmp_path_factory):
+    """The application with data and tile directories of its own (no imagery seeded): the maps' tests."""
+    from dataclasses import replace
+
+    from app import create_app
+    from app.tiles import set_tile_dir
+    app = create_app(replace(test_settings, data_dir=tmp_path_factory.mktemp("map-data")))
+    set_tile_dir(app, tmp_path_factory.mktemp("map-tiles"))
+    server = LiveServer(app)
+    yield server
+    server.stop()

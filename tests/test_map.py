@@ -3,14 +3,12 @@ values as PostGIS has them."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import pytest
 import requests
 from sqlalchemy import text
 
 from layers import REGISTRY
-from tests.conftest import LiveServer
 from tests.staff import login, staff_users
 
 URL_ATTR = re.compile(r'(?:src|href)="([^"]+)"')
@@ -24,18 +22,6 @@ class StaffClient:
 
     def get(self, path: str, **kwargs):
         return self.session.get(self.url + path, timeout=30, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def map_server(test_settings, demo, tmp_path_factory):
-    """The application with its own (empty) tile directory: no imagery seeded."""
-    from app import create_app
-    from app.tiles import set_tile_dir
-    app = create_app(replace(test_settings, data_dir=tmp_path_factory.mktemp("map-data")))
-    set_tile_dir(app, tmp_path_factory.mktemp("map-tiles"))
-    server = LiveServer(app)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ region and filtering by date.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,17 +24,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 HOSTILE = '<img src=x onerror="window.__pwned=1;alert(1)">'
 HOSTILE_AT = (126.55, 43.84)      # lon/lat of the planted hazard point (吉林市 area)
 VIEWPORT = {"width": 1440, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def server(test_settings, demo, tmp_path_factory):
-    from app import create_app
-    from app.tiles import set_tile_dir
-    app = create_app(replace(test_settings, data_dir=tmp_path_factory.mktemp("browser-data")))
-    set_tile_dir(app, tmp_path_factory.mktemp("browser-tiles"))
-    live = LiveServer(app)
-    yield live
-    live.stop()
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +117,8 @@ class MapPage:
 
 
 @pytest.fixture()
-def tab(browser, server):
-    page = MapPage(browser, server)
+def tab(browser, map_server):
+    page = MapPage(browser, map_server)
     yield page
     page.close()
 
