@@ -134,9 +134,7 @@ def dask_overlay(patches, parcels, workers: int = 2, partitions: int = 16):
         tasks = []
         for k in range(frame.npartitions):
             part = frame.get_partition(k)
-            bounds = ordered.iloc[frame.divisions[k]:frame.divisions[k + 1]].total_bounds \
-                if frame.known_divisions else part.compute().total_bounds
-            subset = parcels.iloc[parcels.sindex.query(shapely.box(*bounds))]
+            subset = parcels.iloc[parcels.sindex.query(shapely.box(*part.compute().total_bounds))]
             tasks.append(dask.delayed(_partition_overlay)(part, client.scatter(subset)))
         parts = dask.compute(*tasks)
         seconds = time.perf_counter() - t
