@@ -11,7 +11,8 @@ ellipsoid, `services.areas`), the layer's total, and the land-use parcels' area 
 class. A layer's total is the area of the *union* of its intersected parts, so features
 overlapping one another inside a layer are not counted twice (a total can be less than the
 sum of its features). Point layers list the points inside, with area 0. The query is first
-clipped to the user's region (GB/T 2260 code) when one is given.
+clipped to the user's region (GB/T 2260 code) when one is given; the answer carries the polygon
+that was queried (`query_geometry`, GeoJSON lon/lat), so an uploaded outline can be drawn and printed.
 
 Each layer is one set-based statement: the query polygon is cut with ST_Subdivide so each
 piece's bounding box prefilters the layer's GiST index (&&), the candidates are intersected
@@ -176,27 +177,29 @@ def _areas(m2: float) -> dict[str, float]:
     return {"area_m2": a["m2"], "area_ha": a["ha"], "area_mu": a["mu"]}
 
 
-def _clip_to_region(conn: Connection, polygon: BaseGeometry, region_code: str | None) -> tuple[bytes, float]:
-    """The query polygon inside the user's region (as WKB) and its area in m²."""
+def _clip_to_region(conn: Connection, polygon: BaseGeometry, region_code: str | None) -> tuple[bytes, float, dict]:
+    """The query polygon inside the user's region: as WKB, its area in m² and as GeoJSON (lon/lat)."""
     wkb = shapely.to_wkb(polygon)
     if region_code is None:
-        row = conn.execute(text(f"SELECT ST_AsBinary(g) AS wkb, {area_sql('g')} AS m2 FROM "
+        row = conn.execute(text(f"SELECT ST_AsBinary(g) AS wkb, {area_sql('g')} AS m2, "
+                                "ST_AsGeoJSON(g, 9)::json AS geojson FROM "
                                 "(SELECT ST_GeomFromWKB(:wkb, 4490) AS g) q"), {"wkb": wkb}).one()
-        return bytes(row.wkb), float(row.m2)
+        return bytes(row.wkb), float(row.m2), row.geojson
     row = conn.execute(text(
-        "SELECT ST_AsBinary(g) AS wkb, " + area_sql("g") + " AS m2, ST_IsEmpty(g) AS empty FROM ("
+        "SELECT ST_AsBinary(g) AS wkb, " + area_sql("g") + " AS m2, ST_IsEmpty(g) AS empty, "
+        "ST_AsGeoJSON(g, 9)::json AS geojson FROM ("
         "SELECT ST_CollectionExtract(ST_Intersection(ST_GeomFromWKB(:wkb, 4490), d.geom), 3) AS g "
         "FROM admin_division d WHERE d.code = :code) c"), {"wkb": wkb, "code": region_code}).first()
     if row is None:
         raise OutsideRegion(f"region {region_code} is not in admin_division: the query cannot be scoped")
     if row.empty:
         raise OutsideRegion(f"the query polygon lies outside your region {region_code} (查询范围不在您的管辖区域内)")
-    return bytes(row.wkb), float(row.m2)
+    return bytes(row.wkb), float(row.m2), row.geojson
 
 
 def run(conn: Connection, polygon: BaseGeometry, layers: list[Layer], region_code: str | None = None) -> dict:
     """The answer to one area query (see the module's docstring); `polygon` passed check_polygon."""
-    wkb, query_m2 = _clip_to_region(conn, polygon, region_code)
+    wkb, query_m2, query_geometry = _clip_to_region(conn, polygon, region_code)
     answer_layers, by_class = [], []
     for layer in layers:
         row = conn.execute(text(_layer_statement(layer)), {"wkb": wkb}).one()
@@ -212,6 +215,7 @@ def run(conn: Connection, polygon: BaseGeometry, layers: list[Layer], region_cod
     query = _areas(query_m2)
     return {"layers": answer_layers, "land_use_by_class": by_class, "query_area_m2": query["area_m2"],
             "query_area_ha": query["area_ha"], "query_area_mu": query["area_mu"], "region_code": region_code,
+            "query_geometry": query_geometry,
             "crs": "EPSG:4490", "area_method": "CGCS2000 ellipsoid (GRS80), geodesic polygon area",
             "totals_note": TOTALS_NOTE}
 

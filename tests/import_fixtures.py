@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 
 import numpy as np
 import pyogrio.raw
@@ -102,3 +103,16 @@ def save_formula_values(path, sheet_no: int, values: dict):
         for name, data in contents.items():
             zf.writestr(name, data)
     return path
+
+
+def outline_zip(folder, geom, epsg: int):
+    """A zipped one-polygon Shapefile outline (范围.zip, as a county would send it) in EPSG:`epsg`."""
+    shp = folder / "范围.shp"
+    pyogrio.raw.write(str(shp), np.array([shapely.to_wkb(geom)], dtype=object), [np.array(["q"], dtype=object)],
+                      fields=["NAME"], geometry_type="Polygon", crs=f"EPSG:{epsg}", driver="ESRI Shapefile")
+    archive = folder / "范围.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in folder.glob("范围.*"):
+            if p.suffix != ".zip":
+                zf.write(p, p.name)
+    return archive

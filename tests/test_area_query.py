@@ -16,13 +16,13 @@ import pytest
 import requests
 import shapely
 from pyproj import Geod
-from shapely.geometry import Point, Polygon, box, mapping
+from shapely.geometry import Point, Polygon, box, mapping, shape
 from sqlalchemy import text
 
 from layers import REGISTRY
 from layers.codes import LAND_USE_CLASS
 from services import area_query
-from tests.import_fixtures import to_gk
+from tests.import_fixtures import outline_zip, to_gk
 from tests.staff import login, staff_users
 
 GEOD = Geod(ellps="GRS80")
@@ -257,18 +257,6 @@ def test_exports_csv_geojson_and_print(live_server, staff, hand_made):
     assert "http://" not in page.text and "https://" not in page.text      # nothing from elsewhere
 
 
-def _outline_zip(tmp_path, geom, epsg):
-    shp = tmp_path / "范围.shp"
-    pyogrio.raw.write(str(shp), np.array([shapely.to_wkb(geom)], dtype=object), [np.array(["q"], dtype=object)],
-                      fields=["NAME"], geometry_type="Polygon", crs=f"EPSG:{epsg}", driver="ESRI Shapefile")
-    archive = tmp_path / "范围.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in tmp_path.glob("范围.*"):
-            if p.suffix != ".zip":
-                zf.write(p, p.name)
-    return archive
-
-
 def test_uploaded_outlines(live_server, staff, hand_made, tmp_path):
     inspector = staff["q.inspector"]
     layers = "urban_boundary,hazard_point"
@@ -276,7 +264,7 @@ def test_uploaded_outlines(live_server, staff, hand_made, tmp_path):
     geojson = tmp_path / "outline.geojson"
     geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {}, "geometry": mapping(QUERY)}]}), encoding="utf-8")
-    gk = _outline_zip(tmp_path, to_gk([QUERY], 4529)[0], 4529)     # CGCS2000 3-degree zone 41, with prefix
+    gk = outline_zip(tmp_path, to_gk([QUERY], 4529)[0], 4529)     # CGCS2000 3-degree zone 41, with prefix
     for path in (geojson, gk):
         with open(path, "rb") as fh:
             got = inspector.post(live_server.url + "/api/query/upload", files={"file": (path.name, fh)},
@@ -284,6 +272,8 @@ def test_uploaded_outlines(live_server, staff, hand_made, tmp_path):
         assert got.status_code == 200, got.text
         body = got.json()
         assert abs(body["query_area_m2"] - direct["query_area_m2"]) <= TOL_M2, path.name
+        # the outline that was queried comes back (lon/lat), for the map and the print page
+        assert shape(body["query_geometry"]).symmetric_difference(QUERY).area < 1e-12, path.name
         for mine, theirs in zip(body["layers"], direct["layers"]):
             assert [(f["id"], f["label"]) for f in mine["features"]] == [(f["id"], f["label"]) for f in theirs["features"]]
             for f, g in zip(mine["features"], theirs["features"]):

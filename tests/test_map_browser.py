@@ -7,6 +7,7 @@ region and filtering by date.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -328,4 +329,33 @@ def test_an_inspector_draws_a_polygon_and_reads_the_areas_per_layer(tab, engine,
     first = tab.page.locator(".om-query-layer[data-layer=land_use] tbody tr.om-query-row").first
     first.hover()
     assert "om-active" in first.get_attribute("class")
+    assert tab.external == [] and tab.errors == []
+
+
+def test_an_uploaded_zipped_shapefile_is_drawn_measured_and_printable(tab, engine, inspector, tmp_path):
+    """A zipped Shapefile outline in Gauss-Krüger (zone 42 with prefix): the server reads it, the map
+    draws the outline it queried, the areas match, and the print page opens on the same outline."""
+    from shapely.geometry import box as shapely_box, shape
+    from services.areas import geodesic_area_m2
+    from tests.import_fixtures import outline_zip, to_gk
+    outline = shapely_box(125.34, 43.86, 125.36, 43.875)
+    archive = outline_zip(tmp_path, to_gk([outline], 4530)[0], 4530)
+    tab.login(inspector)
+    tab.page.wait_for_function("window.OneMap && OneMap.ready")
+    tab.page.click("#om-tab-results")
+    with tab.page.expect_response(lambda r: r.url.endswith("/api/query/upload")) as answered:
+        tab.page.set_input_files("#om-upload", str(archive))
+    drawn = shape(answered.value.json()["query_geometry"])
+    assert drawn.symmetric_difference(outline).area < 1e-12
+    tab.page.locator(".om-query-layer[data-layer=land_use]").wait_for()
+    query_area = tab.page.locator(".om-query-area").inner_text()
+    assert float(query_area.split()[-2].replace(",", "")) == pytest.approx(geodesic_area_m2(outline), abs=1)
+    assert tab.js("() => OneMap.map.getBounds().contains([43.8675, 125.35])")   # the map went to the outline
+    with tab.context.expect_page() as printed:
+        tab.page.get_by_role("button", name="打印").click()
+    page = printed.value
+    page.wait_for_load_state()
+    printed_m2 = re.search(r"Query area：([\d.]+) m²", page.inner_text("body")).group(1)
+    assert float(printed_m2) == pytest.approx(geodesic_area_m2(outline), abs=1)
+    page.close()
     assert tab.external == [] and tab.errors == []

@@ -399,7 +399,13 @@
           if (!r.ok) { throw new Error(body.error || body.description || r.statusText); }
           return body;
         });
-      }).then(function (result) { state.query.result = result; })
+      }).then(function (result) {
+        state.query.result = result;
+        if (file) {   // a zipped Shapefile: the server read it and answers with the outline it queried
+          state.query.geometry = result.query_geometry;
+          map.fitBounds(L.geoJSON(result.query_geometry).getBounds());
+        }
+      })
         .catch(function (err) { state.query.error = err.message; })
         .then(function () { state.query.running = false; drawQueryResult(); render(); });
     }
