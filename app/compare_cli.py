@@ -23,9 +23,12 @@ def compare_group() -> None:
 @click.option("--sliver-m2", type=float, default=1.0, show_default=True,
               help="Overlaps below this area count as none.")
 @click.option("--chunk-size", type=int, default=2000, show_default=True, help="Patches per transaction.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Chunks compared at once (connections).")
+@click.option("--workers", type=int, default=2, show_default=True,
+              help="Chunks (dask: county partitions) compared at once, each on its own connection.")
+@click.option("--engine", "engine_name", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: threads in this process; dask: one task per county on a Dask distributed LocalCluster.")
 @click.option("--user", help="Who runs it (default: the login name).")
-def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, workers: int,
+def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, workers: int, engine_name: str,
                 user: str | None) -> None:
     from services.comparison import ComparisonError, Parameters, get_run, run_comparison, where_it_stopped
     bar = None
@@ -38,7 +41,7 @@ def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, wo
         bar.update(done - bar.pos)
 
     try:
-        params = Parameters(sliver_m2=sliver_m2, chunk_size=chunk_size, workers=workers)
+        params = Parameters(sliver_m2=sliver_m2, chunk_size=chunk_size, workers=workers, engine=engine_name)
         result = run_comparison(engine(), batch, params, requested_by=user, resume=not restart, progress=progress)
     except ComparisonError as exc:
         raise click.ClickException(str(exc)) from None
@@ -58,6 +61,8 @@ def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, wo
     click.echo(f"run {result.run_id}: {c['patches']:,} patches compared, {c['violations']:,} violations; "
                f"leads {c.get('leads_created', 0)} created, {c.get('leads_updated', 0)} updated; "
                f"{result.timings.get('total_s', 0):.2f} s")
+    for county, part in sorted(result.timings.get("partitions", {}).items()):
+        click.echo(f"  county {county}: {part['patches']:,} patches in {part['total_s']:.2f} s on {part['worker']}")
     for category, n in c["categories"].items():
         if n:
             click.echo(f"  {category:24s} {n:>8,d}")

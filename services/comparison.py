@@ -28,10 +28,11 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from layers.codes import COMPARISON_CATEGORY, FARMLAND_CLASSES
 from services.areas import area_sql
@@ -45,6 +46,7 @@ assert set(SEVERITY) == set(COMPARISON_CATEGORY.codes)
 STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED, STATUS_INTERRUPTED, STATUS_QUEUED = (
     "running", "finished", "failed", "interrupted", "queued")
 log = logging.getLogger(__name__)
+ENGINES = ("local", "dask")
 LEAD_PREFIX = "WP"   # 卫片: leads from satellite comparison are numbered WP + patch number
 
 
@@ -58,7 +60,8 @@ class Parameters:
     sliver_m2: float = 1.0           # overlaps below this count as none (digitising noise); > 0
     chunk_size: int = 2000           # patches per transaction
     subdivide_vertices: int = 256    # ST_Subdivide's max vertices for zones and counties
-    workers: int = 2                 # chunks compared at once, each on its own connection
+    workers: int = 2                 # chunks (dask: county partitions) compared at once, each on its own connection
+    engine: str = "local"            # "local": threads in this process; "dask": county partitions on Dask distributed
 
     def __post_init__(self) -> None:
         if not 1e-6 <= self.sliver_m2 <= 1e6:     # 0 would flag every touching neighbour
@@ -69,6 +72,8 @@ class Parameters:
             raise ComparisonError(f"parameter workers must be 1..8, got {self.workers}")
         if not 8 <= self.subdivide_vertices <= 10_000:
             raise ComparisonError(f"parameter subdivide_vertices must be 8..10000, got {self.subdivide_vertices}")
+        if self.engine not in ENGINES:
+            raise ComparisonError(f"parameter engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "Parameters":
@@ -80,7 +85,8 @@ class Parameters:
             return cls(sliver_m2=float(values.get("sliver_m2", cls.sliver_m2)),
                        chunk_size=int(values.get("chunk_size", cls.chunk_size)),
                        subdivide_vertices=int(values.get("subdivide_vertices", cls.subdivide_vertices)),
-                       workers=int(values.get("workers", cls.workers)))
+                       workers=int(values.get("workers", cls.workers)),
+                       engine=str(values.get("engine", cls.engine)))
         except (TypeError, ValueError) as exc:
             raise ComparisonError(f"invalid parameter value: {exc}") from None
 
@@ -99,19 +105,22 @@ class RunResult:
 
 # --- the reference layers, prepared once per run ------------------------------------------
 
+# a statement's optional list of patch ids (a county partition); NULL: every patch
+_IDS = "(CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))"
+
 _PREPARE = [
     "DROP TABLE IF EXISTS cmp_zone, cmp_county",
     # plan zones (by zone code), the urban development boundary and the ecological red line,
     # cut into pieces of at most :v vertices, only where the batch lies
-    """CREATE TEMP TABLE cmp_zone AS
-       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch)
+    f"""CREATE TEMP TABLE cmp_zone AS
+       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch AND {_IDS})
        SELECT z.kind, z.code, ST_Subdivide(z.geom, :v) AS geom FROM (
          SELECT 'plan' AS kind, zone_code AS code, geom FROM plan_zone
          UNION ALL SELECT 'urban', 'urban', geom FROM urban_boundary
          UNION ALL SELECT 'eco', 'eco', geom FROM eco_redline) z, box
        WHERE z.geom && ST_SetSRID(box.g, 4490)""",
-    """CREATE TEMP TABLE cmp_county AS
-       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch)
+    f"""CREATE TEMP TABLE cmp_county AS
+       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch AND {_IDS})
        SELECT a.code, coalesce(c.code, a.code) AS city_code, ST_Subdivide(a.geom, :v) AS geom
        FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city', box
        WHERE a.level = 'county' AND a.geom && ST_SetSRID(box.g, 4490)""",
@@ -122,6 +131,20 @@ _PREPARE = [
 ]
 
 _CLEANUP = "DROP TABLE IF EXISTS cmp_zone, cmp_county"
+
+
+@contextmanager
+def _prepared(conn: Connection, batch: str, vertices: int, ids: list[int] | None = None):
+    """The reference tables of the batch (or of the patches `ids`) on `conn`, dropped afterwards."""
+    try:
+        for statement in _PREPARE:
+            conn.execute(text(statement), {"batch": batch, "v": vertices, "ids": ids})
+        conn.commit()
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(text(_CLEANUP))
+        conn.commit()
 
 
 def _pieces(table: str, alias: str, where: str = "", area: bool = False) -> str:
@@ -157,12 +180,28 @@ def _leading() -> str:
 
 A = area_sql  # noqa: E731 (short alias inside the SQL below)
 
+# LATERAL: the patch's area per county (`by_county`) and the county holding its largest part
+# (ties: the lower code) with that county's city — the one rule for a patch's county, used by
+# the comparison and by the Dask path's partitioning.
+_COUNTY = f"""
+    SELECT jsonb_object_agg(k.code, k.m2 ORDER BY k.code) AS by_county,
+           (array_agg(k.code ORDER BY k.m2 DESC, k.code))[1] AS county,
+           (array_agg(k.city_code ORDER BY k.m2 DESC, k.code))[1] AS city
+    FROM ({_grouped('cmp_county', 'cc', 'cc.code, cc.city_code')}) k WHERE k.m2 > 0"""
+
+# The Dask path's partitions: the batch's patches (after a resumed run's last one) by county.
+_PARTITION_SQL = f"""
+SELECT coalesce(ct.county, p.county_code) AS county, array_agg(p.id ORDER BY p.id) AS ids
+FROM (SELECT id, county_code, geom, {A('geom')} AS area FROM change_patch WHERE batch = :batch AND id > :after) p
+LEFT JOIN LATERAL ({_COUNTY}) ct ON true
+GROUP BY 1 ORDER BY count(*) DESC, 1"""
+
 # One statement per chunk: overlaps (ov), then categories (cat), then the upsert.
 _COMPARE_SQL = f"""
 WITH p AS MATERIALIZED (
   SELECT id, patch_no, batch, kind, detected_on, county_code, geom, {A('geom')} AS area,
          (class_after = '1202' OR coalesce(temporary, false) OR coalesce(false_change, false)) AS other
-  FROM change_patch WHERE batch = :batch AND id > :lo AND id <= :hi),
+  FROM change_patch WHERE batch = :batch AND id > :lo AND id <= :hi AND {_IDS}),
 ov AS (
   SELECT p.*, ap.g AS approved,
          coalesce(ap.m2, 0) AS approval_m2,
@@ -197,10 +236,7 @@ ov AS (
            sum(z.m2) FILTER (WHERE z.kind = 'eco') AS eco
     FROM ({_grouped('cmp_zone', 'zz', 'zz.kind, zz.code')}) z) zn ON true
   LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(k.code, k.m2 ORDER BY k.code) AS by_county,
-           (array_agg(k.code ORDER BY k.m2 DESC, k.code))[1] AS county,
-           (array_agg(k.city_code ORDER BY k.m2 DESC, k.code))[1] AS city
-    FROM ({_grouped('cmp_county', 'cc', 'cc.code, cc.city_code')}) k WHERE k.m2 > 0) ct ON true
+{_COUNTY}) ct ON true
   LEFT JOIN LATERAL (
     SELECT m.licence_no, m.valid_from, m.valid_to, a.m2 AS inside
     FROM {_pieces('mining_right', 'm', " AND p.kind = 'mining' AND m.right_type = 'mining'", area=True)}
@@ -262,7 +298,8 @@ ON CONFLICT (patch_id) DO UPDATE SET
 # Leads: one per violating patch (source satellite), updated in place on a re-run; a lead still
 # 'new' whose patch no longer violates is dismissed (a person's verdict is never overwritten).
 _LEADS_SQL = f"""
-WITH r AS (SELECT * FROM comparison_result WHERE run_id = :run AND patch_id > :lo AND patch_id <= :hi),
+WITH r AS (SELECT * FROM comparison_result WHERE run_id = :run AND patch_id > :lo AND patch_id <= :hi
+           AND {_IDS.replace("id = ANY", "patch_id = ANY")}),
 upd AS (
   UPDATE violation_lead v SET
     categories = r.categories, run_id = r.run_id, area_m2 = r.area_m2, farmland_m2 = r.farmland_m2,
@@ -312,6 +349,8 @@ def where_it_stopped(run: dict) -> str:
     return (f"run {run['id']} of batch {run['batch']!r} stopped in stage {run['stage'] or 'queued'} after "
             f"{run['patches_done']:,} of {run['patches_total']:,} patches"
             + (f" (last patch id {run['last_patch_id']})" if run["last_patch_id"] else "")
+            + (f" (county partitions not finished: {', '.join(pending)})"
+               if (pending := (run.get("counts") or {}).get("partitions_pending")) else "")
             + (f": {run['error']}" if run.get("error") else ""))
 
 
@@ -421,7 +460,7 @@ class _Runner:
         try:
             t = time.perf_counter()
             for statement in _PREPARE:
-                self._sql(statement, batch=batch, v=self.params.subdivide_vertices)
+                self._sql(statement, batch=batch, v=self.params.subdivide_vertices, ids=None)
             self._time("prepare", time.perf_counter() - t)
             ids = [r[0] for r in self._sql("SELECT id FROM change_patch WHERE batch = :b AND id > :after ORDER BY id",
                                            b=batch, after=resumed_from or 0)]
@@ -433,7 +472,9 @@ class _Runner:
             size = self.params.chunk_size
             chunks = [((resumed_from or 0) if k == 0 else ids[k - 1], ids[min(k + size, len(ids)) - 1],
                        len(ids[k:k + size])) for k in range(0, len(ids), size)]
-            if self.engine is not None and self.params.workers > 1 and len(chunks) > 1:
+            if self.params.engine == "dask":
+                done = self._by_county(batch, resumed_from or 0, done, total)
+            elif self.engine is not None and self.params.workers > 1 and len(chunks) > 1:
                 done = self._in_parallel(batch, chunks, done, total)
             else:
                 for lo, hi, n in chunks:
@@ -460,13 +501,14 @@ class _Runner:
             raise
         return RunResult(self.run_id, batch, STATUS_FINISHED, total, done, resumed_from, self.counts, self.timings)
 
-    def _chunk(self, conn: Connection, batch: str, lo: int, hi: int) -> dict:
-        """Compare the patches with lo < id <= hi and upsert their leads (not committed)."""
+    def _chunk(self, conn: Connection, batch: str, lo: int, hi: int, ids: list[int] | None = None) -> dict:
+        """Compare the patches with lo < id <= hi (and among `ids`) and upsert their leads (not committed)."""
         t = time.perf_counter()
-        conn.execute(text(_COMPARE_SQL), dict(batch=batch, lo=lo, hi=hi, run=self.run_id, sliver=self.params.sliver_m2,
-                                              farmland=sorted(FARMLAND_CLASSES), violations=sorted(VIOLATIONS)))
+        conn.execute(text(_COMPARE_SQL), dict(batch=batch, lo=lo, hi=hi, ids=ids, run=self.run_id,
+                                              sliver=self.params.sliver_m2, farmland=sorted(FARMLAND_CLASSES),
+                                              violations=sorted(VIOLATIONS)))
         compared = time.perf_counter()
-        updated, created = conn.execute(text(_LEADS_SQL), dict(run=self.run_id, lo=lo, hi=hi)).one()
+        updated, created = conn.execute(text(_LEADS_SQL), dict(run=self.run_id, lo=lo, hi=hi, ids=ids)).one()
         return {"compare": compared - t, "leads": time.perf_counter() - compared, "created": created,
                 "updated": updated}
 
@@ -487,23 +529,15 @@ class _Runner:
         stop = threading.Event()
 
         def worker() -> None:
-            with self.engine.connect() as conn:
-                try:
-                    for statement in _PREPARE:
-                        conn.execute(text(statement), {"batch": batch, "v": self.params.subdivide_vertices})
+            with self.engine.connect() as conn, _prepared(conn, batch, self.params.subdivide_vertices):
+                while not stop.is_set():
+                    try:
+                        i = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    stats = self._chunk(conn, batch, *chunks[i][:2])
                     conn.commit()
-                    while not stop.is_set():
-                        try:
-                            i = pending.get_nowait()
-                        except queue.Empty:
-                            return
-                        stats = self._chunk(conn, batch, *chunks[i][:2])
-                        conn.commit()
-                        finished.put((i, stats))
-                finally:
-                    conn.rollback()
-                    conn.execute(text(_CLEANUP))
-                    conn.commit()
+                    finished.put((i, stats))
 
         pool = ThreadPoolExecutor(self.params.workers, thread_name_prefix=f"comparison-{self.run_id}")
         futures = [pool.submit(worker) for _ in range(self.params.workers)]
@@ -534,6 +568,40 @@ class _Runner:
             pool.shutdown(wait=True)
         return all_done
 
+    def _by_county(self, batch: str, after: int, done: int, total: int) -> int:
+        """Compare the patches after `after` partitioned by county, one task per county on a Dask
+        distributed LocalCluster of `workers` processes; each task runs `compare_partition` (this
+        module's SQL) on its worker's own connection and commits its results and leads. The run
+        records every finished partition (patches, timings, worker) and the ones still pending."""
+        if self.engine is None or not self.commit:
+            raise ComparisonError("the dask engine needs a committed run (its workers have their own connections)")
+        from dask.distributed import Client, LocalCluster, as_completed
+        t = time.perf_counter()
+        parts = {county: ids for county, ids in self._sql(_PARTITION_SQL, batch=batch, after=after)}
+        self._time("partition", time.perf_counter() - t)
+        url = self.engine.url.render_as_string(hide_password=False)
+        partitions = self.timings.setdefault("partitions", {})
+        self.counts.update(partitions_total=len(parts) + len(partitions), partitions_pending=sorted(map(str, parts)))
+        self._set(timings=self.timings, counts=self.counts)
+        self._checkpoint()
+        with LocalCluster(n_workers=self.params.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            futures = [client.submit(compare_partition, url, self.run_id, batch, ids, key=f"run{self.run_id}-county-{c}")
+                       for c, ids in parts.items()]
+            for future in as_completed(futures):
+                stats = future.result()            # a partition's error is raised here; the run records it
+                county = future.key.rsplit("-", 1)[1]
+                self._account(stats)
+                done += stats["patches"]
+                partitions[county] = {"patches": stats["patches"], "compare_s": round(stats["compare"], 3),
+                                      "leads_s": round(stats["leads"], 3), "total_s": round(stats["total"], 3),
+                                      "worker": stats["worker"]}
+                self.counts["partitions_pending"].remove(county)
+                self._set(patches_done=done, timings=self.timings, counts=self.counts)
+                self._checkpoint()
+                self.progress(done, total)
+        return done
+
     def _final_counts(self, batch: str) -> dict:
         row = self._sql("""SELECT count(*) AS patches, count(*) FILTER (WHERE violation) AS violations
                            FROM comparison_result WHERE batch = :b""", b=batch).mappings().one()
@@ -541,6 +609,29 @@ class _Runner:
                                 WHERE batch = :b GROUP BY c""", b=batch).all())
         return {"patches": row["patches"], "violations": row["violations"],
                 "categories": {c: per.get(c, 0) for c in SEVERITY}}
+
+
+_WORKER_ENGINES: dict[str, Engine] = {}
+
+
+def compare_partition(url: str, run_id: int, batch: str, ids: list[int]) -> dict:
+    """A Dask task: compare the patches `ids` (one county) of run `run_id` on this worker's own
+    connection, in chunks of the run's chunk_size, each committed; returns the partition's stats."""
+    started = time.perf_counter()
+    engine = _WORKER_ENGINES.get(url) or _WORKER_ENGINES.setdefault(url, create_engine(url, pool_size=1))
+    with engine.connect() as conn:
+        runner = _Runner(conn, run_id, commit=True)
+        stats = {"patches": len(ids), "compare": 0.0, "leads": 0.0, "created": 0, "updated": 0}
+        size = runner.params.chunk_size
+        with _prepared(conn, batch, runner.params.subdivide_vertices, ids):
+            for k in range(0, len(ids), size):
+                chunk = ids[k:k + size]
+                one = runner._chunk(conn, batch, chunk[0] - 1, chunk[-1], chunk)
+                conn.commit()
+                for key in ("compare", "leads", "created", "updated"):
+                    stats[key] += one[key]
+    from dask.distributed import get_worker
+    return {**stats, "total": time.perf_counter() - started, "worker": get_worker().address}
 
 
 def _user() -> str:

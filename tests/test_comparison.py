@@ -371,6 +371,50 @@ def test_parallel_workers_give_the_serial_results(demo, engine):
     assert run["last_patch_id"] == max(conn_ids(engine))
 
 
+def test_dask_county_partitions_give_the_single_node_results(demo, engine, test_settings):
+    """The partitioned path (`compare run --engine dask`: one task per county on a Dask distributed
+    LocalCluster of 2 processes) gives every result row and lead of the single-node path."""
+    def snapshot():
+        with engine.connect() as conn:
+            rows = {r["patch_no"]: {k: v for k, v in r.items() if k not in ("id", "run_id", "compared_at")}
+                    for r in conn.execute(text("SELECT *, ST_AsEWKB(geom) AS geom FROM comparison_result "
+                                               "WHERE batch = :b"), {"b": DEMO_BATCH}).mappings()}
+            leads = {r["lead_no"]: dict(r) for r in conn.execute(text(
+                "SELECT v.lead_no, v.categories, v.patch_id, v.area_m2, v.farmland_m2, v.basic_farmland_m2, v.status, "
+                "v.county_code, v.run_id FROM violation_lead v JOIN change_patch p ON p.id = v.patch_id "
+                "WHERE v.source = 'satellite' AND p.batch = :b"), {"b": DEMO_BATCH}).mappings()}
+        return rows, leads
+    single = run_comparison(engine, DEMO_BATCH, Parameters(workers=1), resume=False)
+    rows, leads = snapshot()
+    assert len(rows) == 15 and len(leads) == 10 and {v["run_id"] for v in leads.values()} == {single.run_id}
+
+    from app import create_app
+    out = create_app(test_settings).test_cli_runner().invoke(
+        args=["compare", "run", "--batch", DEMO_BATCH, "--restart", "--engine", "dask", "--workers", "2"])
+    assert out.exit_code == 0, out.output
+    assert "15 patches compared, 10 violations" in out.output and "leads 0 created, 10 updated" in out.output
+    with engine.connect() as conn:
+        run = get_run(conn, conn.execute(text("SELECT max(id) FROM comparison_run")).scalar())
+    assert run["parameters"]["engine"] == "dask" and run["status"] == "finished" and run["patches_done"] == 15
+    dask_rows, dask_leads = snapshot()
+    assert dask_rows.keys() == rows.keys()
+    for no, row in rows.items():
+        assert dask_rows[no] == row, no                      # categories, every area, county, geometry
+    assert {no: {**v, "run_id": None} for no, v in dask_leads.items()} == \
+        {no: {**v, "run_id": None} for no, v in leads.items()}
+    assert {v["run_id"] for v in dask_leads.values()} == {run["id"]}
+    # one partition per county, by the engine's own rule (the result's county_code), all finished
+    partitions = run["timings"]["partitions"]
+    per_county = {}
+    for row in rows.values():
+        per_county[row["county_code"]] = per_county.get(row["county_code"], 0) + 1
+    assert {c: p["patches"] for c, p in partitions.items()} == per_county
+    assert run["counts"]["partitions_total"] == len(per_county) > 1 and run["counts"]["partitions_pending"] == []
+    assert len({p["worker"] for p in partitions.values()}) <= 2
+    assert all(p["worker"].startswith("tcp://127.0.0.1:") for p in partitions.values())
+    assert run["counts"]["categories"] == single.counts["categories"]
+
+
 def conn_ids(engine):
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(text("SELECT id FROM change_patch WHERE batch = :b"), {"b": DEMO_BATCH})]
