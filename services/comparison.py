@@ -572,22 +572,26 @@ class _Runner:
         """Compare the patches after `after` partitioned by county, one task per county on a Dask
         distributed LocalCluster of `workers` processes; each task runs `compare_partition` (this
         module's SQL) on its worker's own connection and commits its results and leads. The run
-        records every finished partition (patches, timings, worker) and the ones still pending."""
+        records every finished partition (patches, timings, worker) and the ones still pending; a
+        resumed run compares only the partitions not finished."""
         if self.engine is None or not self.commit:
             raise ComparisonError("the dask engine needs a committed run (its workers have their own connections)")
         from dask.distributed import Client, LocalCluster, as_completed
         t = time.perf_counter()
-        parts = {county: ids for county, ids in self._sql(_PARTITION_SQL, batch=batch, after=after)}
+        parts = {str(county): ids for county, ids in self._sql(_PARTITION_SQL, batch=batch, after=after)}
         self._time("partition", time.perf_counter() - t)
         url = self.engine.url.render_as_string(hide_password=False)
-        partitions = self.timings.setdefault("partitions", {})
-        self.counts.update(partitions_total=len(parts) + len(partitions), partitions_pending=sorted(map(str, parts)))
-        self._set(timings=self.timings, counts=self.counts)
+        partitions = self.timings.setdefault("partitions", {})     # finished ones: a resumed run skips them
+        done += sum(p["patches"] for p in partitions.values())
+        pending = {c: ids for c, ids in parts.items() if c not in partitions}
+        self.counts.update(partitions_total=len(parts), partitions_pending=sorted(pending))
+        self._set(patches_done=done, timings=self.timings, counts=self.counts)
         self._checkpoint()
+        self.progress(done, total)
         with LocalCluster(n_workers=self.params.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
             futures = [client.submit(compare_partition, url, self.run_id, batch, ids, key=f"run{self.run_id}-county-{c}")
-                       for c, ids in parts.items()]
+                       for c, ids in pending.items()]
             for future in as_completed(futures):
                 stats = future.result()            # a partition's error is raised here; the run records it
                 county = future.key.rsplit("-", 1)[1]

@@ -25,7 +25,8 @@ from shapely.geometry.polygon import orient
 from sqlalchemy import text
 
 from services import department_tokens
-from services.comparison import ComparisonError, Parameters, get_run, run_comparison, run_in_transaction
+from services.comparison import (ComparisonError, Parameters, get_run, run_comparison, run_in_transaction,
+                                 where_it_stopped)
 
 GEOD = Geod(ellps="GRS80")
 LON0, LAT0, D = 110.0, 35.0, 0.001        # hand-made world: units of 0.001° around (110°E, 35°N)
@@ -413,6 +414,40 @@ def test_dask_county_partitions_give_the_single_node_results(demo, engine, test_
     assert len({p["worker"] for p in partitions.values()}) <= 2
     assert all(p["worker"].startswith("tcp://127.0.0.1:") for p in partitions.values())
     assert run["counts"]["categories"] == single.counts["categories"]
+
+
+def test_interrupted_dask_run_names_its_pending_counties_and_resumes_them(demo, engine):
+    def results():
+        with engine.connect() as conn:
+            return {r[0]: tuple(r[1:]) for r in conn.execute(text(
+                "SELECT patch_no, categories, area_m2, approval_m2, basic_farmland_m2, land_use_m2, county_m2, "
+                "county_code FROM comparison_result WHERE batch = :b"), {"b": DEMO_BATCH})}
+    before = results()
+
+    def stop_after_a_partition(done, total):
+        if done > 0:
+            raise KeyboardInterrupt("simulated restart")
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(engine, DEMO_BATCH, Parameters(engine="dask", workers=2), resume=False,
+                       progress=stop_after_a_partition)
+    with engine.connect() as conn:
+        stopped = get_run(conn, conn.execute(text("SELECT max(id) FROM comparison_run")).scalar())
+    finished = stopped["timings"]["partitions"]
+    pending = stopped["counts"]["partitions_pending"]
+    assert stopped["status"] == "interrupted" and len(finished) == 1 and pending
+    assert stopped["patches_done"] == sum(p["patches"] for p in finished.values()) > 0
+    assert not set(finished) & set(pending) and len(finished) + len(pending) == stopped["counts"]["partitions_total"]
+    assert f"county partitions not finished: {', '.join(pending)}" in where_it_stopped(stopped)
+
+    resumed = run_comparison(engine, DEMO_BATCH)
+    assert resumed.run_id == stopped["id"] and resumed.patches_done == resumed.patches_total == 15
+    with engine.connect() as conn:
+        run = get_run(conn, resumed.run_id)
+    assert run["status"] == "finished" and run["counts"]["partitions_pending"] == []
+    assert run["timings"]["partitions"].keys() == set(finished) | set(pending)
+    for county, part in finished.items():          # the finished partition was not compared again
+        assert run["timings"]["partitions"][county] == part
+    assert results() == before
 
 
 def conn_ids(engine):
