@@ -482,6 +482,33 @@ def comparison_token(engine, demo):
     return {"Authorization": f"Bearer {secret}"}, {"Authorization": f"Bearer {other}"}
 
 
+def _poll(status_url: str, token: dict) -> dict:
+    """Poll a run's status until it ends (or 120 s); its last answer."""
+    import requests
+    deadline = time.monotonic() + 120
+    while True:
+        run = requests.get(status_url, headers=token, timeout=10).json()
+        if run["status"] in ("finished", "failed") or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def test_api_runs_the_dask_engine_as_a_job(live_server, comparison_token):
+    import requests
+    token, _ = comparison_token
+    url = live_server.url + "/api/comparisons"
+    bad = requests.post(url, json={"batch": DEMO_BATCH, "parameters": {"engine": "spark"}}, headers=token, timeout=10)
+    assert bad.status_code == 400 and "parameter engine must be one of local, dask" in bad.json()["error"]
+    r = requests.post(url, json={"batch": DEMO_BATCH, "parameters": {"engine": "dask", "workers": 2}}, headers=token,
+                      timeout=10)
+    assert r.status_code == 202, r.text
+    run = _poll(live_server.url + r.headers["Location"], token)
+    assert run["status"] == "finished", run
+    assert run["patches_done"] == 15 and run["counts"]["violations"] == 10
+    assert run["counts"]["partitions_pending"] == [] and run["parameters"]["engine"] == "dask"
+    assert sum(p["patches"] for p in run["timings"]["partitions"].values()) == 15
+
+
 def test_api_job_polling_and_reports(live_server, comparison_token, manifest):
     import requests
     token, other = comparison_token
@@ -496,15 +523,7 @@ def test_api_job_polling_and_reports(live_server, comparison_token, manifest):
                          timeout=10).status_code == 400
     r = requests.post(url, json={"batch": DEMO_BATCH, "parameters": {"chunk_size": 4}}, headers=token, timeout=10)
     assert r.status_code == 202, r.text
-    status_url = live_server.url + r.headers["Location"]
-    deadline = time.monotonic() + 120
-    seen = set()
-    while True:
-        run = requests.get(status_url, headers=token, timeout=10).json()
-        seen.add(run["status"])
-        if run["status"] in ("finished", "failed") or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    run = _poll(live_server.url + r.headers["Location"], token)
     assert run["status"] == "finished", run
     assert run["patches_done"] == run["patches_total"] == 15 and run["counts"]["violations"] == 10
     assert {"prepare_s", "compare_s", "leads_s", "total_s"} <= set(run["timings"])
