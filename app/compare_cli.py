@@ -104,13 +104,17 @@ def compare_report(batch: str, output: Path | None) -> None:
     click.echo(f"{output}: {len(rep['rows'])} rows")
 
 
-@compare_group.command("approvals", help="Approval compliance check (建设用地审批合规性核查): red/yellow/green with reasons.")
+@compare_group.command("approvals", help="Approval compliance check (建设用地审批合规性核查): red/yellow/green with "
+                                          "reasons, stored as the approvals' latest check.")
 @click.option("--document-no", "document_nos", multiple=True, help="Only these approvals (批准文号); default all.")
 @click.option("--county", help="Only the approvals of this county (GB/T 2260 code).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-def compare_approvals(document_nos: tuple[str, ...], county: str | None, as_json: bool) -> None:
-    from services.compliance import check_approvals
-    with engine().connect() as conn:
+@click.option("--user", help="Who checks (default: the login name).")
+def compare_approvals(document_nos: tuple[str, ...], county: str | None, as_json: bool, user: str | None) -> None:
+    import getpass
+
+    from services.compliance import check_and_record, colour_counts
+    with engine().begin() as conn:
         ids = None
         if document_nos:
             found = dict(conn.execute(text("SELECT document_no, id FROM approval WHERE document_no = ANY(:d)"),
@@ -119,16 +123,18 @@ def compare_approvals(document_nos: tuple[str, ...], county: str | None, as_json
             if missing:
                 raise click.BadParameter(f"no approval {', '.join(missing)}", param_hint="--document-no")
             ids = sorted(found.values())
-        checked = check_approvals(conn, ids=ids, county=county)
+        checked = check_and_record(conn, ids=ids, county=county, triggered_by="on_demand",
+                                   requested_by=user or getpass.getuser())
     if as_json:
-        click.echo(json.dumps(checked, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(checked, ensure_ascii=False, indent=2, default=str))
         return
     for a in checked:
         click.echo(f"{a['colour']:6s} {a['document_no']}  {a['supervision_no']}")
         for r in a["reasons"]:
             click.echo(f"       {r['colour']:6s} {r['check']:14s} {r['zh']} / {r['en']}")
-    counts = {c: sum(a["colour"] == c for a in checked) for c in ("red", "yellow", "green")}
-    click.echo(f"{len(checked)} approvals: {counts['red']} red, {counts['yellow']} yellow, {counts['green']} green")
+    counts = colour_counts(checked)
+    click.echo(f"{len(checked)} approvals: {counts['red']} red, {counts['yellow']} yellow, {counts['green']} green"
+               + (f" (stored as checked on demand by {checked[0]['requested_by']})" if checked else ""))
 
 
 @compare_group.command("quota", help="Set a county's annual construction-land quota (年度计划指标), in m².")

@@ -1,13 +1,14 @@
 """/api/comparisons: start a comparison run as a background job, poll it, fetch its report.
 
 Internal: a request needs `Authorization: Bearer <department token>` granting the layer
-`comparison_result`, or the session of a logged-in supervisor or inspector (401/403 otherwise;
-a session's POST carries its CSRF token, app/auth.py). The work is in
+`comparison_result` (for /api/approvals/…/compliance: `approval`), or the session of a logged-in
+supervisor or inspector (401/403 otherwise; a session's POST carries its CSRF token, app/auth.py). The work is in
 services/comparison.py and services/comparison_report.py.
 """
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, url_for
+from sqlalchemy import text
 
 from app.auth import current_user, department_token_of_request
 from app.db import engine
@@ -97,12 +98,31 @@ def run_report(run_id: int):
     return Response(data, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+def _stored(check: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in check.items()}
+
+
 @approvals_bp.get("/<int:approval_id>/compliance")
 def compliance(approval_id: int):
-    """建设用地审批合规性核查 of one approval: colour and reasons (services/compliance.py)."""
-    from services.compliance import check_approvals
+    """建设用地审批合规性核查 of one approval: its stored latest check (colour, reasons, when and
+    what triggered it); services/compliance.py."""
+    from services.compliance import latest
     with engine().connect() as conn:
-        checked = check_approvals(conn, ids=[approval_id])
+        found = latest(conn, [approval_id])
+        if not found:
+            exists = conn.execute(text("SELECT 1 FROM approval WHERE id = :i"), {"i": approval_id}).first()
+            return _error(404, f"approval {approval_id} has no stored check: POST to run one" if exists
+                          else f"no approval {approval_id}")
+    return jsonify(_stored(found[0]))
+
+
+@approvals_bp.post("/<int:approval_id>/compliance")
+def recheck(approval_id: int):
+    """Check one approval again now (on demand, by the requester) and store the result."""
+    from services.compliance import check_and_record
+    with engine().begin() as conn:
+        checked = check_and_record(conn, ids=[approval_id], triggered_by="on_demand",
+                                   requested_by=request.environ["onemap.requester"])
     if not checked:
         return _error(404, f"no approval {approval_id}")
-    return jsonify(checked[0])
+    return jsonify(_stored(checked[0]))

@@ -129,6 +129,8 @@ APPROVAL = Layer(
         Field("farmland_m2", T.FLOAT, "耕地面积", "Farmland area", public=True, unit="m2"),
         Field("basic_farmland_m2", T.FLOAT, "基本农田面积", "Basic farmland area", public=True, unit="m2"),
         _county(),
+        # the colour of the latest stored check (table approval_check, services/compliance.py)
+        Field("compliance", T.CODE, "合规性核查", "Compliance check", codes=c.COMPLIANCE_COLOUR, computed=True),
     ))
 
 SUPPLY = Layer(

@@ -157,6 +157,13 @@ state_council|国务院|State Council
 province|省政府|Provincial government
 """)
 
+# 建设用地审批合规性核查: the colour of an approval's latest compliance check (services/compliance.py)
+COMPLIANCE_COLOUR = _codes("compliance_colour", "合规性核查结果", "Compliance check result", """
+green|绿（合规）|Green (compliant)
+yellow|黄（需核实）|Yellow (to verify)
+red|红（不合规）|Red (non-compliant)
+""")
+
 APPROVAL_KIND = _codes("approval_kind", "审批类型", "Approval kind", """
 conversion|农用地转用|Farmland conversion
 expropriation|土地征收|Land expropriation

@@ -170,3 +170,28 @@ construction_quota = Table(
     Column("quota_m2", Double, nullable=False),
     comment="年度计划指标: the construction-land quota of a county for a year (m²).",
 )
+
+# Approval compliance checks (建设用地审批合规性核查), services/compliance.py: every stored check of
+# an approval, run at its registration (the import batch) or on demand (by whom); the latest (the
+# highest id) is what counts and its colour is copied to `approval.compliance`. Deleting the
+# approval (a batch rollback) deletes its checks.
+COMPLIANCE_TRIGGERS = ("registration", "on_demand")
+
+approval_check = Table(
+    "approval_check", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("approval_id", BigInteger, ForeignKey("approval.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("colour", Text, nullable=False),
+    Column("reasons", JSONB, nullable=False, comment="each check's colour, text (zh, en) and area"),
+    Column("figures", JSONB, nullable=False, comment="area, farmland, balanced, basic farmland (m²)"),
+    Column("checked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("triggered_by", Text, nullable=False),
+    Column("import_batch_id", BigInteger, ForeignKey("import_batch.id"), comment="the registering batch"),
+    Column("requested_by", Text, nullable=False),
+    CheckConstraint("colour IN ('green', 'yellow', 'red')", name="ck_approval_check_colour"),
+    CheckConstraint(f"triggered_by IN ({', '.join(repr(t) for t in COMPLIANCE_TRIGGERS)})",
+                    name="ck_approval_check_triggered_by"),
+    CheckConstraint("(triggered_by = 'registration') = (import_batch_id IS NOT NULL)",
+                    name="ck_approval_check_batch"),
+    comment="建设用地审批合规性核查: the stored compliance checks of approvals (the latest counts).",
+)

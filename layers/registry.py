@@ -47,6 +47,8 @@ class Field:
     unit: str | None = None
     # "table.column" this field refers to (a foreign key), e.g. "supervision_number.number".
     references: str | None = None
+    # Filled by the platform (a check, an overlay), never read from a submitted file.
+    computed: bool = False
 
     def __post_init__(self) -> None:
         if (self.type in (FieldType.CODE, FieldType.CODES)) != (self.codes is not None):

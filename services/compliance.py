@@ -16,14 +16,25 @@ docs/comparison.md, "Approval compliance"):
   threshold → red; balanced by a project accepted after the approval (not 先补后占) → yellow.
 
 The approval's colour is its worst check's.
+
+Stored (`record`, table `approval_check`): every check run at an approval's registration (inside
+the import batch's transaction, etl/importer/engine.py) or on demand (`compare approvals`, POST
+/api/approvals/<id>/compliance), with when, why and by whom; the latest counts (`latest`) and
+its colour is copied to `approval.compliance`, the field the layer registry shows. Deleting an
+approval (a batch rollback) deletes its checks.
 """
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import Connection, text
 
 from services.areas import area_sql as A
 
 RANK = {"green": 0, "yellow": 1, "red": 2}
+COLOURS = ("red", "yellow", "green")
+TRIGGERS = ("registration", "on_demand")
+FIGURES = ("area_m2", "farmland_m2", "balanced_m2", "basic_farmland_m2")
 
 
 def _overlap(table: str, where: str = "") -> str:
@@ -36,7 +47,9 @@ WITH a AS (
   SELECT id, document_no, supervision_no, authority, approved_on, county_code, geom, coalesce(area_m2, {A('geom')})
          AS area, coalesce(farmland_m2, 0) AS farmland
   FROM approval WHERE (CAST(:ids AS bigint[]) IS NULL OR id = ANY(:ids))
-                  AND (CAST(:county AS text) IS NULL OR county_code = :county)),
+                  AND (CAST(:county AS text) IS NULL OR county_code = :county)
+                  AND (CAST(:batch AS bigint) IS NULL
+                       OR id IN (SELECT row_id FROM import_batch_row WHERE batch_id = :batch))),
 m AS (
   SELECT a.*,
     coalesce({_overlap('plan_zone', " AND z.zone_code IN ('030', '040')")}, 0) AS restricted_m2,
@@ -107,9 +120,10 @@ def _reasons(r, s: float) -> list[dict]:
 
 
 def check_approvals(conn: Connection, ids: list[int] | None = None, county: str | None = None,
-                    sliver_m2: float = 1.0) -> list[dict]:
-    """The compliance of the approvals `ids` (or of a county's, or all): colour, reasons, figures."""
-    rows = conn.execute(text(_CHECK_SQL), {"ids": ids, "county": county}).mappings().all()
+                    sliver_m2: float = 1.0, batch: int | None = None) -> list[dict]:
+    """The compliance of the approvals `ids` (or of a county's, or those import batch `batch`
+    inserted, or all): colour, reasons, figures. Computes only; `record` stores."""
+    rows = conn.execute(text(_CHECK_SQL), {"ids": ids, "county": county, "batch": batch}).mappings().all()
     out = []
     for r in rows:
         reasons = _reasons(r, sliver_m2)
@@ -119,3 +133,66 @@ def check_approvals(conn: Connection, ids: list[int] | None = None, county: str 
                     "area_m2": round(r["area"], 2), "farmland_m2": round(r["farmland"], 2),
                     "balanced_m2": round(r["balanced_m2"], 2), "basic_farmland_m2": round(r["basic_m2"], 2)})
     return out
+
+
+_RECORD_SQL = """
+WITH r AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS r(id bigint, colour text, reasons jsonb, figures jsonb)),
+ins AS (INSERT INTO approval_check (approval_id, colour, reasons, figures, triggered_by, import_batch_id, requested_by)
+        SELECT id, colour, reasons, figures, :trigger, :batch, :who FROM r ORDER BY id
+        RETURNING id, approval_id, colour, checked_at),
+upd AS (UPDATE approval a SET compliance = ins.colour FROM ins
+        WHERE a.id = ins.approval_id AND a.compliance IS DISTINCT FROM ins.colour)
+SELECT approval_id, id, checked_at FROM ins
+"""
+
+
+def record(conn: Connection, checked: list[dict], triggered_by: str, requested_by: str,
+           import_batch_id: int | None = None) -> list[dict]:
+    """Store the checks `checked` (check_approvals' output) in one statement, copy each colour to
+    `approval.compliance` where it changed; returns them with their stored id, when and why."""
+    if triggered_by not in TRIGGERS:
+        raise ValueError(f"triggered_by {triggered_by!r}: one of {', '.join(TRIGGERS)}")
+    if (triggered_by == "registration") != (import_batch_id is not None):
+        raise ValueError("a check at registration names its import batch, and only it")
+    if not checked:
+        return []
+    rows = [{"id": c["id"], "colour": c["colour"], "reasons": c["reasons"],
+             "figures": {k: c[k] for k in FIGURES}} for c in checked]
+    stored = {a: (i, at) for a, i, at in conn.execute(text(_RECORD_SQL), {
+        "rows": json.dumps(rows, ensure_ascii=False), "trigger": triggered_by, "batch": import_batch_id,
+        "who": requested_by}).all()}
+    return [{**c, "check_id": stored[c["id"]][0], "checked_at": stored[c["id"]][1], "triggered_by": triggered_by,
+             "import_batch_id": import_batch_id, "requested_by": requested_by} for c in checked]
+
+
+def check_and_record(conn: Connection, *, triggered_by: str, requested_by: str, ids: list[int] | None = None,
+                     county: str | None = None, import_batch_id: int | None = None,
+                     sliver_m2: float = 1.0) -> list[dict]:
+    """Check the approvals (as check_approvals; at registration those the batch inserted) and store it."""
+    batch = import_batch_id if triggered_by == "registration" else None
+    checked = check_approvals(conn, ids=ids, county=county, sliver_m2=sliver_m2, batch=batch)
+    return record(conn, checked, triggered_by, requested_by, import_batch_id)
+
+
+_LATEST_SQL = """
+SELECT DISTINCT ON (c.approval_id) c.approval_id AS id, a.document_no, a.supervision_no, a.county_code, c.colour,
+       c.reasons, c.figures, c.id AS check_id, c.checked_at, c.triggered_by, c.import_batch_id, c.requested_by
+FROM approval_check c JOIN approval a ON a.id = c.approval_id
+WHERE c.approval_id = ANY(:ids)
+ORDER BY c.approval_id, c.id DESC
+"""
+
+
+def latest(conn: Connection, ids: list[int]) -> list[dict]:
+    """The stored latest check of each of the approvals `ids` (those never checked are absent)."""
+    out = []
+    for r in conn.execute(text(_LATEST_SQL), {"ids": list(ids)}).mappings():
+        d = dict(r)
+        d.update(d.pop("figures"))
+        out.append(d)
+    return out
+
+
+def colour_counts(checked: list[dict]) -> dict[str, int]:
+    return {c: sum(a["colour"] == c for a in checked) for c in COLOURS}

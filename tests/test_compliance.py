@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from services import department_tokens
-from services.compliance import check_approvals
+from services.compliance import check_and_record, check_approvals, latest
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,38 @@ def _checks(result: dict) -> dict[str, set[str]]:
     for r in result["reasons"]:
         out.setdefault(r["check"], set()).add(r["colour"])
     return out
+
+
+def test_the_demo_load_stores_every_approvals_check(conn, demo):
+    """Loaded directly (not imported), the demo's approvals are checked once, on demand by `demo`."""
+    ids = [i for i, in conn.execute(text("SELECT id FROM approval ORDER BY id"))]
+    stored = latest(conn, ids)
+    assert len(stored) == len(ids) > 0
+    assert {(c["triggered_by"], c["requested_by"], c["import_batch_id"]) for c in stored} == {("on_demand", "demo", None)}
+    fresh = {c["id"]: c for c in check_approvals(conn, ids=ids)}
+    assert all(c["colour"] == fresh[c["id"]]["colour"] and c["reasons"] == fresh[c["id"]]["reasons"] for c in stored)
+    assert dict(conn.execute(text("SELECT id, compliance FROM approval")).all()) == {
+        c["id"]: c["colour"] for c in stored}
+    assert {c["colour"] for c in stored} == {"red", "yellow"}        # the demo records no quota: never green
+
+
+def test_on_demand_check_stores_the_new_latest(conn, manifest):
+    no = _approval_of(manifest, "legal")
+    approval_id = conn.execute(text("SELECT id FROM approval WHERE document_no = :d"), {"d": no}).scalar()
+    [before] = latest(conn, [approval_id])
+    county, year, area = conn.execute(text("SELECT county_code, extract(year FROM approved_on)::int, area_m2 "
+                                           "FROM approval WHERE id = :i"), {"i": approval_id}).one()
+    conn.execute(text("INSERT INTO construction_quota VALUES (:c, :y, 1e12)"), {"c": county, "y": year})
+    [now] = check_and_record(conn, ids=[approval_id], triggered_by="on_demand", requested_by="督察 test")
+    assert (before["colour"], now["colour"], now["reasons"]) == ("yellow", "green", [])
+    [after] = latest(conn, [approval_id])
+    assert (after["check_id"], after["colour"], after["requested_by"]) == (now["check_id"], "green", "督察 test")
+    assert after["check_id"] > before["check_id"] and after["area_m2"] == pytest.approx(area, abs=0.01)
+    assert conn.execute(text("SELECT compliance FROM approval WHERE id = :i"), {"i": approval_id}).scalar() == "green"
+    assert conn.execute(text("SELECT count(*) FROM approval_check WHERE approval_id = :i"),
+                        {"i": approval_id}).scalar() == 2
+    with pytest.raises(ValueError, match="names its import batch"):
+        check_and_record(conn, ids=[approval_id], triggered_by="registration", requested_by="x")
 
 
 def test_underbalanced_approvals_are_red_with_their_shortfall(conn, manifest):
@@ -79,8 +111,21 @@ def test_cli_and_api(demo, test_settings, live_server, engine, manifest):
     with engine.begin() as conn:
         approval_id = conn.execute(text("SELECT id FROM approval WHERE document_no = :d"), {"d": no}).scalar()
         secret, _ = department_tokens.create(conn, "用地处 compliance test", ["approval"])
+    with engine.connect() as conn:
+        [cli] = latest(conn, [approval_id])
+    assert (cli["colour"], cli["triggered_by"], cli["import_batch_id"]) == ("red", "on_demand", None)
     r = live_server.get(f"/api/approvals/{approval_id}/compliance", headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 200 and r.json()["colour"] == "red" and r.json()["document_no"] == no
+    assert r.json()["check_id"] == cli["check_id"] and r.json()["checked_at"] == cli["checked_at"].isoformat()
+    import requests
+    posted = requests.post(live_server.url + f"/api/approvals/{approval_id}/compliance", timeout=30,
+                           headers={"Authorization": f"Bearer {secret}"})
+    assert posted.status_code == 200 and posted.json()["check_id"] > cli["check_id"]
+    assert (posted.json()["colour"], posted.json()["requested_by"]) == ("red", "用地处 compliance test")
+    again = live_server.get(f"/api/approvals/{approval_id}/compliance", headers={"Authorization": f"Bearer {secret}"})
+    assert again.json()["check_id"] == posted.json()["check_id"]
     assert live_server.get(f"/api/approvals/{approval_id}/compliance").status_code == 401
     assert live_server.get("/api/approvals/99999999/compliance",
                            headers={"Authorization": f"Bearer {secret}"}).status_code == 404
+    assert requests.post(live_server.url + "/api/approvals/99999999/compliance", timeout=30,
+                         headers={"Authorization": f"Bearer {secret}"}).status_code == 404

@@ -46,6 +46,7 @@ from etl.demo.streams import stream
 from layers import REGISTRY
 from services.areas import geodesic_area_m2
 from services.comparison import run_in_transaction
+from services.compliance import check_and_record
 
 __all__ = ["load_demo", "province_loaded"]
 
@@ -135,6 +136,9 @@ def load_demo(engine: Engine, data_dir: Path, scale: float = 1.0, seed: int = 20
             # the comparison of the demo batch: the results layer and the satellite leads
             run_in_transaction(conn, BATCH, requested_by="demo")
             say(f"demo: change patches compared ({time.perf_counter() - started:.1f} s)")
+            # the approvals' compliance check, stored as their latest (loaded directly, not registered by import)
+            checked = check_and_record(conn, triggered_by="on_demand", requested_by="demo")
+            say(f"demo: {len(checked)} approvals checked for compliance ({time.perf_counter() - started:.1f} s)")
             tmp_paths = rendering.result()
             say(f"demo: imagery rendered ({time.perf_counter() - started:.1f} s)")
             counts = {layer.name: loader.rows(f"SELECT count(*) FROM {layer.table}")[0][0] for layer in REGISTRY}

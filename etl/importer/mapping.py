@@ -59,6 +59,8 @@ def column_map(layer: Layer) -> dict[str, str]:
     """Normalised source column name -> registry field name."""
     names: dict[str, str] = {}
     for f in layer.fields:
+        if f.computed:          # the platform's own (a check's result): a file's column is ignored
+            continue
         names[_key(f.name)] = f.name
         names[_key(f.zh)] = f.name
     for alias, field in CUSTOMARY.get(layer.name, {}).items():
