@@ -22,6 +22,22 @@ def _echo_report(report: list[dict], limit: int = 200) -> None:
         click.echo(f"  … {len(report) - limit} more entries (stored with the batch)")
 
 
+def _echo_compliance(result) -> None:
+    """An approval batch's compliance check: counts per colour, then the red and yellow approvals."""
+    summary = result.compliance_summary()
+    if summary is None:
+        return
+    c = summary["counts"]
+    stored = "not stored: dry run" if result.status == "dry-run" else f"stored with batch {result.batch_id}"
+    click.echo(f"compliance check (建设用地审批合规性核查, {stored}): {c['red']} red, {c['yellow']} yellow, "
+               f"{c['green']} green")
+    for a in summary["flagged"]:
+        click.echo(f"  {a['colour']:6s} {a['document_no']}  {a['supervision_no']}")
+        for r in a["reasons"]:
+            if r["colour"] != "green":
+                click.echo(f"         {r['colour']:6s} {r['check']:14s} {r['zh']} / {r['en']}")
+
+
 @etl_group.command("import", help="Import FILE (.zip, .shp, .gpkg, .geojson, .csv, .xlsx, corner .txt) into LAYER.")
 @click.argument("layer")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -45,6 +61,7 @@ def etl_import(layer: str, file: Path, county: str | None, crs: int | None, shee
     except (ImportFailed, UnknownLayer) as exc:
         raise click.ClickException(str(exc)) from None
     _echo_report(result.report)
+    _echo_compliance(result)
     if result.status == "unchanged":
         click.echo(f"{result.file_name}: already imported as batch {result.batch_id}; nothing changed")
     elif result.status == "dry-run":

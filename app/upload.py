@@ -1,7 +1,9 @@
 """The clerk's upload page (数据上传) on the one import engine.
 
 `GET /upload/` is the page (zh-CN first); `POST /upload/api` takes a multipart form (file, layer,
-county, crs, commit) and answers JSON with the report of the whole engine.
+county, crs, commit) and answers JSON with the report of the whole engine; for approvals also the
+batch's compliance check (`compliance`: counts per colour, the red and yellow approvals with their
+reasons), stored with a committed batch.
 
 Two ways in, with different rights:
 - a logged-in clerk (or admin) may commit (入库, `commit=1`) a batch for a county inside their
@@ -104,4 +106,5 @@ def upload():
         shutil.rmtree(workdir, ignore_errors=True)
     return jsonify({"status": result.status, "batch": result.batch_id, "layer": result.layer,
                     "file": result.file_name, "rows_read": result.rows_read, "rows_inserted": result.rows_inserted,
-                    "source_crs": result.source_crs, "report": result.report})
+                    "source_crs": result.source_crs, "report": result.report,
+                    "compliance": result.compliance_summary()})

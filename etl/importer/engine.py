@@ -28,6 +28,7 @@ from etl.importer.safety import Limits
 from layers import REGISTRY
 from layers.registry import STORAGE_SRID, FieldType, Layer
 from services.areas import area_sql
+from services.compliance import RANK, check_and_record, colour_counts
 from services.supervision import issue_many
 
 MAX_ABS_COORD = 1e8          # no CGCS2000 coordinate (degrees or GK metres) is larger
@@ -46,10 +47,22 @@ class ImportResult:
     rows_inserted: int = 0
     source_crs: int | None = None
     report: list[dict] = field(default_factory=list)
+    # approvals: the compliance check of the rows the batch inserted (services/compliance.py);
+    # stored with the batch, or only reported by a dry run
+    compliance: list[dict] | None = None
 
     @property
     def warnings(self) -> list[dict]:
         return [r for r in self.report if r["severity"] == "warning"]
+
+    def compliance_summary(self) -> dict | None:
+        """Counts per colour and the red and yellow approvals with their reasons (None: no check)."""
+        if self.compliance is None:
+            return None
+        flagged = [{k: a[k] for k in ("document_no", "supervision_no", "county_code", "colour", "reasons")}
+                   for a in sorted(self.compliance, key=lambda a: (-RANK[a["colour"]], a["document_no"]))
+                   if a["colour"] != "green"]
+        return {"counts": colour_counts(self.compliance), "flagged": flagged}
 
 
 def _entry(severity: str, problem: str, row: int | None = None, field_: str | None = None) -> dict:
@@ -91,6 +104,10 @@ def import_file(conn: Connection, layer_name: str, path: Path | str, *, county: 
             if dry_run:
                 savepoint.rollback()
                 result.status, result.batch_id, result.rows_inserted = "dry-run", None, 0
+                if result.compliance is not None:      # computed, not stored
+                    result.compliance = [{k: v for k, v in a.items()
+                                          if k not in ("check_id", "checked_at", "import_batch_id", "id")}
+                                         for a in result.compliance]
             else:
                 savepoint.commit()
             return result
@@ -193,11 +210,12 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
 
     progress(f"{name}: inserting")
     _issue_numbers(conn, cur, layer, staged)
+    user = user or getpass.getuser()
     batch_id = conn.execute(text("""
         INSERT INTO import_batch (layer, file_name, file_sha256, county_code, source_crs, imported_by, status,
                                   rows_read, rows_inserted, report)
         VALUES (:layer, :file, :sha, :county, :crs, :user, 'committed', :n, 0, '[]') RETURNING id"""),
-        dict(layer=layer.name, file=name, sha=sha, county=county, crs=epsg, user=user or getpass.getuser(), n=n)
+        dict(layer=layer.name, file=name, sha=sha, county=county, crs=epsg, user=user, n=n)
     ).scalar_one()
     rebuilt = _drop_indexes_for_bulk(cur, layer.table, n)
     cols = [f.name for f in staged]
@@ -218,6 +236,13 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
                                      "then analysed"))
     result.batch_id = batch_id
     cur.execute(f"DROP TABLE {stage.STAGE}")
+    if layer.name == "approval":     # 建设用地审批合规性核查 at registration, one query for the batch
+        progress(f"{name}: compliance check")
+        result.compliance = check_and_record(conn, triggered_by="registration", requested_by=user,
+                                             import_batch_id=batch_id)
+        counts = colour_counts(result.compliance)
+        report.append(_entry("info", f"compliance check of the {len(result.compliance)} approvals: "
+                                     f"{counts['red']} red, {counts['yellow']} yellow, {counts['green']} green"))
     cur.execute("UPDATE import_batch SET rows_inserted = %(k)s, report = %(r)s WHERE id = %(id)s",
                 dict(k=result.rows_inserted, r=Json(report), id=batch_id))
     return result
