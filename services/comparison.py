@@ -109,28 +109,25 @@ class RunResult:
 _IDS = "(CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))"
 
 _PREPARE = [
-    "DROP TABLE IF EXISTS cmp_zone, cmp_county",
-    # plan zones (by zone code), the urban development boundary and the ecological red line,
-    # cut into pieces of at most :v vertices, only where the batch lies
+    "DROP TABLE IF EXISTS cmp_zone",
+    # plan zones (by zone code), the urban development boundary, the ecological red line and the
+    # counties (with their city), cut into pieces of at most :v vertices, only where the batch lies
     f"""CREATE TEMP TABLE cmp_zone AS
-       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch AND {_IDS})
-       SELECT z.kind, z.code, ST_Subdivide(z.geom, :v) AS geom FROM (
-         SELECT 'plan' AS kind, zone_code AS code, geom FROM plan_zone
-         UNION ALL SELECT 'urban', 'urban', geom FROM urban_boundary
-         UNION ALL SELECT 'eco', 'eco', geom FROM eco_redline) z, box
-       WHERE z.geom && ST_SetSRID(box.g, 4490)""",
-    f"""CREATE TEMP TABLE cmp_county AS
-       WITH box AS (SELECT ST_Extent(geom)::geometry AS g FROM change_patch WHERE batch = :batch AND {_IDS})
-       SELECT a.code, coalesce(c.code, a.code) AS city_code, ST_Subdivide(a.geom, :v) AS geom
-       FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city', box
-       WHERE a.level = 'county' AND a.geom && ST_SetSRID(box.g, 4490)""",
+       WITH box AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4490) AS g FROM change_patch
+                    WHERE batch = :batch AND {_IDS})
+       SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) AS geom FROM (
+         SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
+         UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
+         UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
+         UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
+           FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
+           WHERE a.level = 'county') z, box
+       WHERE z.geom && box.g""",
     "CREATE INDEX ON cmp_zone USING gist (geom)",
-    "CREATE INDEX ON cmp_county USING gist (geom)",
     "ANALYZE cmp_zone",
-    "ANALYZE cmp_county",
 ]
 
-_CLEANUP = "DROP TABLE IF EXISTS cmp_zone, cmp_county"
+_CLEANUP = "DROP TABLE IF EXISTS cmp_zone"
 
 
 @contextmanager
@@ -147,30 +144,53 @@ def _prepared(conn: Connection, batch: str, vertices: int, ids: list[int] | None
         conn.commit()
 
 
-def _pieces(table: str, alias: str, where: str = "", area: bool = False) -> str:
-    """FROM clause: the rows of `table` meeting the patch, each with `cov` (the patch lies
-    wholly inside the row: the overlay is skipped and the piece is the patch) and `piece`, the
-    patch's polygonal part inside the row (touching gives an empty polygon); with `area`, also
-    the piece's area `a.m2`."""
-    m2 = (f"CROSS JOIN LATERAL (SELECT CASE WHEN c.cov THEN p.area ELSE {area_sql('x.piece')} END AS m2) a "
-          if area else "")
-    return (f"{table} {alias} CROSS JOIN LATERAL (SELECT ST_CoveredBy(p.geom, {alias}.geom) AS cov) c "
-            f"CROSS JOIN LATERAL (SELECT CASE WHEN c.cov THEN p.geom "
-            f"ELSE ST_CollectionExtract(ST_Intersection(p.geom, {alias}.geom), 3) END AS piece) x {m2}"
-            f"WHERE {alias}.geom && p.geom AND ST_Intersects({alias}.geom, p.geom){where}")
+A = area_sql  # noqa: E731 (short alias inside the SQL below)
 
 
-def _covered(table: str, alias: str, where: str = "") -> str:
-    """LATERAL: the union `g` of the patch's pieces inside the rows of `table`, its area `m2`
-    (NULL if none) and `cov`, true when one row covers the whole patch (then m2 is its area)."""
-    return (f"SELECT u.g, u.cov, CASE WHEN u.cov THEN p.area ELSE {area_sql('u.g')} END AS m2 FROM ("
-            f"SELECT ST_Union(x.piece) AS g, bool_or(c.cov) AS cov FROM {_pieces(table, alias, where)}) u")
+def _pairs(table: str, alias: str, where: str = "", columns: str = "") -> str:
+    """Subquery: every (patch of `p`, row of `table`) pair that meets (GiST `&&`, then
+    ST_Intersects), with `cov` (the patch lies wholly inside the row: the overlay is skipped),
+    `piece` (the patch's polygonal part inside the row: the patch itself when covered; touching
+    gives an empty polygon) and `m2`, the piece's area (the patch's own when covered). Each
+    expensive expression is evaluated once per pair (OFFSET 0 keeps the subqueries apart)."""
+    return f"""(SELECT x.*, CASE WHEN x.cov THEN x.area ELSE {A('x.piece')} END AS m2 FROM (
+      SELECT p.id, p.area, {columns} c.cov,
+             CASE WHEN c.cov THEN p.geom ELSE ST_CollectionExtract(ST_Intersection(p.geom, {alias}.geom), 3) END AS piece
+      FROM p JOIN {table} {alias} ON {alias}.geom && p.geom AND ST_Intersects({alias}.geom, p.geom){where}
+      CROSS JOIN LATERAL (SELECT ST_CoveredBy(p.geom, {alias}.geom) AS cov OFFSET 0) c OFFSET 0) x OFFSET 0)"""
 
 
-def _grouped(table: str, alias: str, keys: str) -> str:
-    """Subquery: per group of `keys`, the area of the union of the patch's pieces in its rows."""
-    return (f"SELECT {keys}, CASE WHEN bool_or(c.cov) THEN p.area ELSE {area_sql('ST_Union(x.piece)')} END AS m2 "
-            f"FROM {_pieces(table, alias)} GROUP BY {keys}")
+def _union(table: str, alias: str, where: str = "") -> str:
+    """Subquery: per patch meeting a row of `table`, `g` = the union of its pieces (the patch
+    itself when a row covers it: `cov`) and its area `m2`. A patch meeting one row (the common
+    case) takes that row's piece as it is; ST_Union only runs for two rows or more."""
+    return f"""SELECT u.id, u.cov, CASE WHEN u.cov THEN p.area WHEN u.n = 1 THEN u.m2 ELSE {A('u.g')} END AS m2,
+             CASE WHEN u.cov THEN p.geom ELSE u.g END AS g
+      FROM (SELECT y.id, bool_or(y.cov) AS cov, count(*) AS n, min(y.m2) AS m2,
+                   CASE WHEN bool_or(y.cov) THEN NULL WHEN count(*) = 1 THEN (array_agg(y.piece))[1]
+                        ELSE ST_Union(array_agg(y.piece)) END AS g
+            FROM {_pairs(table, alias, where)} y GROUP BY y.id OFFSET 0) u JOIN p ON p.id = u.id"""
+
+
+# Per (patch, zone kind, code) — plan zones, urban boundary, red line and counties (with their
+# city) — the area of the patch inside: the patch's own if a piece covers it, the piece's area
+# if the patch meets one piece, else the area of the union of its pieces.
+def _zone_areas(where: str = "") -> str:
+    return f"""SELECT y.id, y.kind, y.code, y.city,
+         CASE WHEN bool_or(y.cov) THEN min(y.area) WHEN count(*) = 1 THEN min(y.m2)
+              ELSE {A('ST_Union(array_agg(y.piece))')} END AS m2
+  FROM {_pairs('cmp_zone', 'z', where, 'z.kind, z.code, z.city,')} y
+  GROUP BY y.id, y.kind, y.code, y.city"""
+
+
+# Per patch of `p`: its area per county (`by_county`) and the county holding its largest part
+# (ties: the lower code) with that county's city — the one rule for a patch's county, used by
+# the comparison and by the Dask path's partitioning. Reads `zp` (_zone_areas) rows of counties.
+_COUNTY = """
+    SELECT k.id, jsonb_object_agg(k.code, k.m2 ORDER BY k.code) AS by_county,
+           (array_agg(k.code ORDER BY k.m2 DESC, k.code))[1] AS county,
+           (array_agg(k.city ORDER BY k.m2 DESC, k.code))[1] AS city
+    FROM zp k WHERE k.kind = 'county' AND k.m2 > 0 GROUP BY k.id"""
 
 
 def _leading() -> str:
@@ -178,35 +198,55 @@ def _leading() -> str:
     return "CASE " + " ".join(f"WHEN '{c}' = ANY(categories) THEN '{c}'" for c in SEVERITY) + " END"
 
 
-A = area_sql  # noqa: E731 (short alias inside the SQL below)
-
-# LATERAL: the patch's area per county (`by_county`) and the county holding its largest part
-# (ties: the lower code) with that county's city — the one rule for a patch's county, used by
-# the comparison and by the Dask path's partitioning.
-_COUNTY = f"""
-    SELECT jsonb_object_agg(k.code, k.m2 ORDER BY k.code) AS by_county,
-           (array_agg(k.code ORDER BY k.m2 DESC, k.code))[1] AS county,
-           (array_agg(k.city_code ORDER BY k.m2 DESC, k.code))[1] AS city
-    FROM ({_grouped('cmp_county', 'cc', 'cc.code, cc.city_code')}) k WHERE k.m2 > 0"""
-
 # The Dask path's partitions: the batch's patches (after a resumed run's last one) by county.
 _PARTITION_SQL = f"""
+WITH p AS MATERIALIZED (
+  SELECT id, county_code, geom, {A('geom')} AS area FROM change_patch WHERE batch = :batch AND id > :after),
+zp AS ({_zone_areas(" AND z.kind = 'county'")}),
+ct AS ({_COUNTY})
 SELECT coalesce(ct.county, p.county_code) AS county, array_agg(p.id ORDER BY p.id) AS ids
-FROM (SELECT id, county_code, geom, {A('geom')} AS area FROM change_patch WHERE batch = :batch AND id > :after) p
-LEFT JOIN LATERAL ({_COUNTY}) ct ON true
+FROM p LEFT JOIN ct ON ct.id = p.id
 GROUP BY 1 ORDER BY count(*) DESC, 1"""
 
-# One statement per chunk: overlaps (ov), then categories (cat), then the upsert.
+# One statement per chunk: one set-based join per reference layer (grouped per patch), then
+# the overlaps per patch (ov), its categories (flags, cat), and the upsert.
 _COMPARE_SQL = f"""
 WITH p AS MATERIALIZED (
   SELECT id, patch_no, batch, kind, detected_on, county_code, geom, {A('geom')} AS area,
          (class_after = '1202' OR coalesce(temporary, false) OR coalesce(false_change, false)) AS other
   FROM change_patch WHERE batch = :batch AND id > :lo AND id <= :hi AND {_IDS}),
+ap AS MATERIALIZED ({_union('approval', 'a', ' AND a.approved_on <= p.detected_on')}),
+sp AS MATERIALIZED ({_union('supply', 's', ' AND s.signed_on <= p.detected_on')}),
+bf AS MATERIALIZED ({_union('basic_farmland', 'b')}),
+lu AS MATERIALIZED (
+  SELECT k.id, jsonb_object_agg(k.class_code, k.m2 ORDER BY k.class_code) FILTER (WHERE k.m2 > 0) AS by_class,
+         sum(k.m2) FILTER (WHERE k.farmland) AS farmland, sum(k.illegal) AS illegal
+  FROM (SELECT y.id, y.class_code, bool_or(y.farmland) AS farmland, sum(y.m2) AS m2, sum(y.illegal) AS illegal
+        FROM (SELECT x.id, x.class_code, x.farmland, x.m2,
+                     CASE WHEN x.farmland THEN CASE WHEN ap.id IS NULL THEN x.m2 WHEN ap.cov THEN 0
+                          ELSE {A('ST_CollectionExtract(ST_Difference(x.piece, ap.g), 3)')} END END AS illegal
+              FROM {_pairs('land_use', 'l', '', 'l.class_code, l.class_code = ANY(:farmland) AS farmland,')} x
+              LEFT JOIN ap ON ap.id = x.id) y
+        GROUP BY y.id, y.class_code) k
+  GROUP BY k.id),
+zp AS MATERIALIZED ({_zone_areas()}),
+zn AS (
+  SELECT z.id, jsonb_object_agg(z.code, z.m2 ORDER BY z.code) FILTER (WHERE z.kind = 'plan' AND z.m2 > 0) AS by_code,
+         sum(z.m2) FILTER (WHERE z.kind = 'plan' AND z.code IN ('030', '040')) AS restricted,
+         sum(z.m2) FILTER (WHERE z.kind = 'urban') AS urban,
+         sum(z.m2) FILTER (WHERE z.kind = 'eco') AS eco
+  FROM zp z WHERE z.kind <> 'county' GROUP BY z.id),
+ct AS ({_COUNTY}),
+mr AS (
+  SELECT DISTINCT ON (x.id) x.id, x.licence_no, x.valid_from, x.valid_to, x.m2 AS inside
+  FROM {_pairs('mining_right', 'm', " AND p.kind = 'mining' AND m.right_type = 'mining'",
+               'm.id AS rid, m.licence_no, m.valid_from, m.valid_to,')} x
+  ORDER BY x.id, x.m2 DESC, x.valid_to DESC, x.rid),
 ov AS (
-  SELECT p.*, ap.g AS approved,
+  SELECT p.*,
          coalesce(ap.m2, 0) AS approval_m2,
          coalesce(sp.m2, 0) AS supply_m2,
-         CASE WHEN ap.g IS NULL OR sp.cov THEN 0 WHEN sp.g IS NULL THEN ap.m2
+         CASE WHEN ap.id IS NULL OR sp.cov THEN 0 WHEN sp.id IS NULL THEN ap.m2
               WHEN ap.cov THEN greatest(ap.m2 - sp.m2, 0)     -- the approved part is the whole patch
               ELSE greatest(ap.m2 - {A('ST_CollectionExtract(ST_Intersection(ap.g, sp.g), 3)')}, 0)
          END AS unsupplied_m2,
@@ -217,30 +257,13 @@ ov AS (
          ct.by_county, ct.county, ct.city,
          mr.licence_no, mr.valid_from, mr.valid_to, coalesce(mr.inside, 0) AS own_right_m2
   FROM p
-  LEFT JOIN LATERAL ({_covered('approval', 'a', ' AND a.approved_on <= p.detected_on')}) ap ON true
-  LEFT JOIN LATERAL ({_covered('supply', 's', ' AND s.signed_on <= p.detected_on')}) sp ON true
-  LEFT JOIN LATERAL ({_covered('basic_farmland', 'b')}) bf ON true
-  LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(k.class_code, k.m2 ORDER BY k.class_code) FILTER (WHERE k.m2 > 0) AS by_class,
-           sum(k.m2) FILTER (WHERE k.farmland) AS farmland, sum(k.illegal) AS illegal
-    FROM (SELECT l.class_code, l.class_code = ANY(:farmland) AS farmland, sum(a.m2) AS m2,
-                 sum(CASE WHEN l.class_code = ANY(:farmland) THEN
-                       CASE WHEN ap.g IS NULL THEN a.m2
-                            ELSE {A('ST_CollectionExtract(ST_Difference(x.piece, ap.g), 3)')} END END) AS illegal
-          FROM {_pieces('land_use', 'l', area=True)}
-          GROUP BY l.class_code) k) lu ON true
-  LEFT JOIN LATERAL (
-    SELECT jsonb_object_agg(z.code, z.m2 ORDER BY z.code) FILTER (WHERE z.kind = 'plan' AND z.m2 > 0) AS by_code,
-           sum(z.m2) FILTER (WHERE z.kind = 'plan' AND z.code IN ('030', '040')) AS restricted,
-           sum(z.m2) FILTER (WHERE z.kind = 'urban') AS urban,
-           sum(z.m2) FILTER (WHERE z.kind = 'eco') AS eco
-    FROM ({_grouped('cmp_zone', 'zz', 'zz.kind, zz.code')}) z) zn ON true
-  LEFT JOIN LATERAL (
-{_COUNTY}) ct ON true
-  LEFT JOIN LATERAL (
-    SELECT m.licence_no, m.valid_from, m.valid_to, a.m2 AS inside
-    FROM {_pieces('mining_right', 'm', " AND p.kind = 'mining' AND m.right_type = 'mining'", area=True)}
-    ORDER BY a.m2 DESC, m.valid_to DESC, m.id LIMIT 1) mr ON true),
+  LEFT JOIN ap ON ap.id = p.id
+  LEFT JOIN sp ON sp.id = p.id
+  LEFT JOIN bf ON bf.id = p.id
+  LEFT JOIN lu ON lu.id = p.id
+  LEFT JOIN zn ON zn.id = p.id
+  LEFT JOIN ct ON ct.id = p.id
+  LEFT JOIN mr ON mr.id = p.id),
 flags AS (
   SELECT ov.*,
     greatest(area - approval_m2, 0) AS unapproved_m2,

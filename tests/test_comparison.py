@@ -61,10 +61,12 @@ ZONES = {"010": [box(-50, -50, 20, 50)], "030": [box(20, -50, 50, 50)]}
 URBAN = [box(-50, -50, 20, 50)]
 LAND_USE = {"0103": box(-50, -50, 0, 50), "0301": box(0, -50, 20, 50), "0601": box(20, -50, 50, 50)}
 APPROVALS = {"A1": box(-40, -40, -20, -20), "A2": box(-10, 0, -2, 10),
-             "A3": box(-46, -46, -44, -44), "A4": box(-30, 40, -20, 48)}
+             "A3": box(-46, -46, -44, -44), "A4": box(-30, 40, -20, 48),
+             # two overlapping approvals: a patch meeting both takes the area of their union
+             "A7": box(-20, -15, -14, -7), "A8": box(-17, -12, -11, -5)}
 SUPPLIES = {"S1": ("A1", box(-40, -40, -30, -20)), "S2": ("A2", box(-10, 0, -2, 10)),
             "S4": ("A4", box(-30, 40, -20, 48))}
-BASIC_FARMLAND = [box(-45, 10, -25, 30)]
+BASIC_FARMLAND = [box(-45, 10, -25, 30), box(-30, 25, -20, 35)]      # overlapping in (-30..-25, 25..30)
 RIGHTS = {"R1": (box(30, 30, 45, 45), date(2020, 1, 1), date(2030, 12, 31), "mining"),
           "R2": (box(30, -45, 45, -30), date(2016, 1, 1), date(2025, 12, 31), "mining"),
           "E1": (box(25, -18, 29, -10), date(2020, 1, 1), date(2030, 12, 31), "exploration")}
@@ -85,6 +87,11 @@ PATCHES = {
     "outside_plan": (box(25, 0, 35, 10), "construction", "0601", ["outside_plan", "unapproved"]),
     "facility": (box(-35, 0, -30, 5), "construction", "1202", ["other"]),
     "late_approval": (box(-28, 41, -22, 47), "construction", "0601", ["unapproved"]),
+    # several rows of one layer meet the patch (the union is taken, never the sum): partly
+    # inside two overlapping approvals, wholly inside both, across two overlapping farmland patches
+    "two_approvals": (box(-19, -14, -12, -6), "construction", "0601", ["beyond_extent", "unsupplied"]),
+    "inside_two_approvals": (box(-16, -11, -15, -8), "construction", "0601", ["unsupplied"]),
+    "two_farmlands": (box(-28, 26, -23, 32), "construction", "0601", ["basic_farmland", "unapproved"]),
     "mine_legal": (box(32, 32, 36, 36), "mining", "0602", ["legal"]),
     "mine_beyond": (box(42, 32, 48, 36), "mining", "0602", ["beyond_boundary_mining"]),
     "mine_expired": (box(32, -40, 36, -36), "mining", "0602", ["expired_mining"]),
