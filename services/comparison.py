@@ -9,9 +9,9 @@ patch and the run. The rules, edge cases included, are written down in docs/comp
 this module follows them.
 
 A run works through its batch in chunks of patches (ordered by id). Each chunk is one
-INSERT … SELECT over all its patches at once (LATERAL joins on GiST-indexed `&&` /
-ST_Intersects, big zone and county polygons cut with ST_Subdivide beforehand), followed by one
-statement upserting the leads; the run record's progress is updated in the same transaction.
+INSERT … SELECT over all its patches at once (one join per reference layer on GiST-indexed `&&` /
+ST_Intersects, grouped per patch; big zone and county polygons cut with ST_Subdivide
+beforehand), followed by one statement upserting the leads; the run record's progress is updated in the same transaction.
 So an interrupted run says where it stopped (`last_patch_id`, `patches_done`, `stage`) and a
 later run of the batch resumes after the last committed chunk. Re-running a batch updates
 results and leads in place (keyed by patch), never duplicating them.
