@@ -278,6 +278,13 @@ def test_web_upload_shows_the_colours_and_the_api_the_stored_latest(committed, t
                 "lon": 100.124, "lat": 30.112, "z": 14, "layers": "approval"}).json()["features"]
             field = next(f for f in feature["fields"] if f["name"] == "compliance")
             assert (field["value"], field["label_zh"], field["zh"]) == ("red", "红（不合规）", "合规性核查")
+            # and the internal OGC API listing (a token granting approval) serves it; the public one not
+            item = live.get(f"/internal/ogc/collections/approval/items/{red_id}?f=json", headers=auth).json()
+            assert item["properties"]["compliance"] == "red"
+            listed = live.get(f"/internal/ogc/collections/approval/items?f=json&filter=compliance='red' "
+                              f"AND county_code='{COUNTY_A}'", headers=auth).json()["features"]
+            assert [f["properties"]["document_no"] for f in listed] == [DOCS["red"]]
+            assert "compliance" not in live.get(f"/ogc/collections/approval/items/{red_id}?f=json").json()["properties"]
             public = live.get("/public/api/identify", params={"lon": 100.124, "lat": 30.112, "z": 14,
                                                                "layers": "approval"}).json()["features"]
             assert public and "compliance" not in {f["name"] for f in public[0]["fields"]}
