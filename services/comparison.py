@@ -28,7 +28,6 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -108,13 +107,18 @@ class RunResult:
 # a statement's optional list of patch ids (a county partition); NULL: every patch
 _IDS = "(CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))"
 
+def _for_run(sql: str, run_id: int) -> str:
+    """`sql` with the run's own work tables (`…_rRUN` -> `…_r<run id>`)."""
+    return sql.replace("_rRUN", f"_r{int(run_id)}")
+
+
 _PREPARE = [
-    "DROP TABLE IF EXISTS cmp_zone",
+    "DROP TABLE IF EXISTS cmp_zone_rRUN, cmp_zone_m2_rRUN",
     # plan zones (by zone code), the urban development boundary, the ecological red line and the
     # counties (with their city), cut into pieces of at most :v vertices, only where the batch lies
-    f"""CREATE TEMP TABLE cmp_zone AS
+    """CREATE UNLOGGED TABLE cmp_zone_rRUN AS
        WITH box AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4490) AS g FROM change_patch
-                    WHERE batch = :batch AND {_IDS})
+                    WHERE batch = :batch AND id > :after)
        SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) AS geom FROM (
          SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
          UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
@@ -123,25 +127,38 @@ _PREPARE = [
            FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
            WHERE a.level = 'county') z, box
        WHERE z.geom && box.g""",
-    "CREATE INDEX ON cmp_zone USING gist (geom)",
-    "ANALYZE cmp_zone",
+    "ANALYZE cmp_zone_rRUN",
+    "CREATE UNLOGGED TABLE cmp_zone_m2_rRUN (id bigint, kind text, code text, city text, m2 float8)",
 ]
 
-_CLEANUP = "DROP TABLE IF EXISTS cmp_zone"
+# Per (patch, kind, code): the area of the patch inside, for every patch of the run at once,
+# driven from the zone pieces (each piece probes the patches' GiST index, and PostGIS prepares
+# the piece once for all the patches it meets): NULL when a piece covers the patch (its area is
+# the patch's own), the piece's area when the patch meets one piece of the code, else the area
+# of the union of its pieces. `:counties` true/false: the counties' or the zones' part only
+# (two connections fill the table at once); NULL: both.
+_ZONE_M2 = f"""INSERT INTO cmp_zone_m2_rRUN
+       SELECT y.id, y.kind, y.code, y.city,
+              CASE WHEN bool_or(y.cov) THEN NULL WHEN count(*) = 1 THEN min(y.m2)
+                   ELSE {area_sql('ST_Union(array_agg(y.piece))')} END AS m2
+       FROM (SELECT x.*, {area_sql('x.piece')} AS m2 FROM (
+               SELECT p.id, z.kind, z.code, z.city, c.cov,
+                      CASE WHEN NOT c.cov THEN ST_CollectionExtract(ST_Intersection(p.geom, z.geom), 3) END AS piece
+               FROM cmp_zone_rRUN z
+               JOIN change_patch p ON p.geom && z.geom AND p.batch = :batch AND p.id > :after
+               CROSS JOIN LATERAL (SELECT ST_Covers(z.geom, p.geom) AS cov OFFSET 0) c
+               WHERE (CAST(:counties AS boolean) IS NULL OR (z.kind = 'county') = :counties)
+                 AND (c.cov OR ST_Intersects(z.geom, p.geom)) OFFSET 0) x OFFSET 0) y
+       GROUP BY y.id, y.kind, y.code, y.city"""
 
+_PREPARED = [
+    "CREATE INDEX ON cmp_zone_m2_rRUN (id)",
+    "ANALYZE cmp_zone_m2_rRUN",
+    "DROP TABLE cmp_zone_rRUN",
+]
 
-@contextmanager
-def _prepared(conn: Connection, batch: str, vertices: int, ids: list[int] | None = None):
-    """The reference tables of the batch (or of the patches `ids`) on `conn`, dropped afterwards."""
-    try:
-        for statement in _PREPARE:
-            conn.execute(text(statement), {"batch": batch, "v": vertices, "ids": ids})
-        conn.commit()
-        yield
-    finally:
-        conn.rollback()
-        conn.execute(text(_CLEANUP))
-        conn.commit()
+# the run's work tables (also those a killed process left behind, dropped by the next run of the batch)
+_CLEANUP = "DROP TABLE IF EXISTS cmp_zone_rRUN, cmp_zone_m2_rRUN"
 
 
 A = area_sql  # noqa: E731 (short alias inside the SQL below)
@@ -172,15 +189,10 @@ def _union(table: str, alias: str, where: str = "") -> str:
             FROM {_pairs(table, alias, where)} y GROUP BY y.id OFFSET 0) u JOIN p ON p.id = u.id"""
 
 
-# Per (patch, zone kind, code) — plan zones, urban boundary, red line and counties (with their
-# city) — the area of the patch inside: the patch's own if a piece covers it, the piece's area
-# if the patch meets one piece, else the area of the union of its pieces.
+# Per (patch of `p`, zone kind, code): the area of the patch inside (from the run's zone table).
 def _zone_areas(where: str = "") -> str:
-    return f"""SELECT y.id, y.kind, y.code, y.city,
-         CASE WHEN bool_or(y.cov) THEN min(y.area) WHEN count(*) = 1 THEN min(y.m2)
-              ELSE {A('ST_Union(array_agg(y.piece))')} END AS m2
-  FROM {_pairs('cmp_zone', 'z', where, 'z.kind, z.code, z.city,')} y
-  GROUP BY y.id, y.kind, y.code, y.city"""
+    return f"""SELECT z.id, z.kind, z.code, z.city, coalesce(z.m2, p.area) AS m2
+  FROM cmp_zone_m2_rRUN z JOIN p ON p.id = z.id WHERE {where or 'true'}"""
 
 
 # Per patch of `p`: its area per county (`by_county`) and the county holding its largest part
@@ -201,8 +213,8 @@ def _leading() -> str:
 # The Dask path's partitions: the batch's patches (after a resumed run's last one) by county.
 _PARTITION_SQL = f"""
 WITH p AS MATERIALIZED (
-  SELECT id, county_code, geom, {A('geom')} AS area FROM change_patch WHERE batch = :batch AND id > :after),
-zp AS ({_zone_areas(" AND z.kind = 'county'")}),
+  SELECT id, county_code, {A('geom')} AS area FROM change_patch WHERE batch = :batch AND id > :after),
+zp AS ({_zone_areas("z.kind = 'county'")}),
 ct AS ({_COUNTY})
 SELECT coalesce(ct.county, p.county_code) AS county, array_agg(p.id ORDER BY p.id) AS ids
 FROM p LEFT JOIN ct ON ct.id = p.id
@@ -229,7 +241,7 @@ lu AS MATERIALIZED (
               LEFT JOIN ap ON ap.id = x.id) y
         GROUP BY y.id, y.class_code) k
   GROUP BY k.id),
-zp AS MATERIALIZED ({_zone_areas()}),
+zp AS MATERIALIZED ({_zone_areas('z.id > :lo AND z.id <= :hi')}),
 zn AS (
   SELECT z.id, jsonb_object_agg(z.code, z.m2 ORDER BY z.code) FILTER (WHERE z.kind = 'plan' AND z.m2 > 0) AS by_code,
          sum(z.m2) FILTER (WHERE z.kind = 'plan' AND z.code IN ('030', '040')) AS restricted,
@@ -482,8 +494,13 @@ class _Runner:
         self._checkpoint()
         try:
             t = time.perf_counter()
-            for statement in _PREPARE:
-                self._sql(statement, batch=batch, v=self.params.subdivide_vertices, ids=None)
+            for (name,) in self._sql(     # work tables of earlier runs of the batch whose process was killed
+                    "SELECT t.tablename FROM pg_tables t JOIN comparison_run r ON t.tablename IN "
+                    "('cmp_zone_r' || r.id, 'cmp_zone_m2_r' || r.id) "
+                    "WHERE t.schemaname = current_schema() AND r.batch = :b AND r.id <> :i",
+                    b=batch, i=self.run_id).all():
+                self._sql(f'DROP TABLE IF EXISTS "{name}"')
+            self._prepare(batch, resumed_from or 0)
             self._time("prepare", time.perf_counter() - t)
             ids = [r[0] for r in self._sql("SELECT id FROM change_patch WHERE batch = :b AND id > :after ORDER BY id",
                                            b=batch, after=resumed_from or 0)]
@@ -510,7 +527,7 @@ class _Runner:
             self.counts.update(self._final_counts(batch))
             self._time("count", time.perf_counter() - t)
             self._time("total", time.perf_counter() - started)
-            self._sql(_CLEANUP)
+            self._sql(_for_run(_CLEANUP, self.run_id))
             self._set(status=STATUS_FINISHED, stage="finished", timings=self.timings, counts=self.counts)
             self._sql("UPDATE comparison_run SET finished_at = now() WHERE id = :i", i=self.run_id)
             self._checkpoint()
@@ -518,16 +535,36 @@ class _Runner:
             if not self.commit:
                 raise
             self.conn.rollback()
+            self._sql(_for_run(_CLEANUP, self.run_id))
             status = STATUS_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else STATUS_FAILED
             self._set(status=status, error=f"{type(exc).__name__}: {exc}"[:2000])
             self.conn.commit()
             raise
         return RunResult(self.run_id, batch, STATUS_FINISHED, total, done, resumed_from, self.counts, self.timings)
 
+    def _prepare(self, batch: str, after: int) -> None:
+        """The run's zone areas (_ZONE_M2) of the patches after `after`: counties and zones on two
+        connections at once when the run has workers, else on the run's own connection."""
+        params = dict(batch=batch, v=self.params.subdivide_vertices, after=after)
+        for statement in _PREPARE:
+            self._sql(_for_run(statement, self.run_id), **params)
+        if self.engine is not None and self.commit and self.params.workers > 1:
+            self._checkpoint()                  # the pieces, for the other connection
+
+            def fill(counties: bool) -> None:
+                with self.engine.begin() as conn:
+                    conn.execute(text(_for_run(_ZONE_M2, self.run_id)), dict(params, counties=counties))
+            with ThreadPoolExecutor(2, thread_name_prefix=f"comparison-{self.run_id}-zones") as pool:
+                list(pool.map(fill, (True, False)))
+        else:
+            self._sql(_for_run(_ZONE_M2, self.run_id), counties=None, **params)
+        for statement in _PREPARED:
+            self._sql(_for_run(statement, self.run_id))
+
     def _chunk(self, conn: Connection, batch: str, lo: int, hi: int, ids: list[int] | None = None) -> dict:
         """Compare the patches with lo < id <= hi (and among `ids`) and upsert their leads (not committed)."""
         t = time.perf_counter()
-        conn.execute(text(_COMPARE_SQL), dict(batch=batch, lo=lo, hi=hi, ids=ids, run=self.run_id,
+        conn.execute(text(_for_run(_COMPARE_SQL, self.run_id)), dict(batch=batch, lo=lo, hi=hi, ids=ids, run=self.run_id,
                                               sliver=self.params.sliver_m2, farmland=sorted(FARMLAND_CLASSES),
                                               violations=sorted(VIOLATIONS)))
         compared = time.perf_counter()
@@ -552,7 +589,7 @@ class _Runner:
         stop = threading.Event()
 
         def worker() -> None:
-            with self.engine.connect() as conn, _prepared(conn, batch, self.params.subdivide_vertices):
+            with self.engine.connect() as conn:
                 while not stop.is_set():
                     try:
                         i = pending.get_nowait()
@@ -601,7 +638,7 @@ class _Runner:
             raise ComparisonError("the dask engine needs a committed run (its workers have their own connections)")
         from dask.distributed import Client, LocalCluster, as_completed
         t = time.perf_counter()
-        parts = {str(county): ids for county, ids in self._sql(_PARTITION_SQL, batch=batch, after=after)}
+        parts = {str(county): ids for county, ids in self._sql(_for_run(_PARTITION_SQL, self.run_id), batch=batch, after=after)}
         self._time("partition", time.perf_counter() - t)
         url = self.engine.url.render_as_string(hide_password=False)
         partitions = self.timings.setdefault("partitions", {})     # finished ones: a resumed run skips them
@@ -650,13 +687,12 @@ def compare_partition(url: str, run_id: int, batch: str, ids: list[int]) -> dict
         runner = _Runner(conn, run_id, commit=True)
         stats = {"patches": len(ids), "compare": 0.0, "leads": 0.0, "created": 0, "updated": 0}
         size = runner.params.chunk_size
-        with _prepared(conn, batch, runner.params.subdivide_vertices, ids):
-            for k in range(0, len(ids), size):
-                chunk = ids[k:k + size]
-                one = runner._chunk(conn, batch, chunk[0] - 1, chunk[-1], chunk)
-                conn.commit()
-                for key in ("compare", "leads", "created", "updated"):
-                    stats[key] += one[key]
+        for k in range(0, len(ids), size):
+            chunk = ids[k:k + size]
+            one = runner._chunk(conn, batch, chunk[0] - 1, chunk[-1], chunk)
+            conn.commit()
+            for key in ("compare", "leads", "created", "updated"):
+                stats[key] += one[key]
     from dask.distributed import get_worker
     return {**stats, "total": time.perf_counter() - started, "worker": get_worker().address}
 
