@@ -250,3 +250,44 @@ def test_a_first_big_load_rebuilds_the_indexes_instead_of_maintaining_them(db, t
     fields["bsm"] = ["B4", "B5", "B6"]           # the table now holds as many rows as the batch: maintained
     second = import_file(db, "land_use", write_vector(tmp_path / "second.gpkg", parcels(3), fields, "GPKG"))
     assert not any("bulk load" in r["problem"] for r in second.report) and len(stored(db, "B")) == 6
+
+
+def test_report_lists_the_first_100_rows_of_each_problem_and_counts_the_rest(db, tmp_path):
+    n = 105
+    fields = {"bsm": ["D1"] * (n - 1) + ["D2"], "parcel_no": [str(i) for i in range(n)],
+              "class_code": ["9999"] * (n - 2) + ["0101", "0101"], "class_name": [None, None] + ["水田"] * (n - 2),
+              "county_code": [COUNTY] * n, "survey_date": ["2024-02-30x"] * 3 + ["2024-02-03"] * (n - 3)}
+    path = write_vector(tmp_path / "many.gpkg", parcels(n), fields, "GPKG")
+    with pytest.raises(BatchRejected) as info:
+        import_file(db, "land_use", path)
+    errors = [(r["row"], r["field"], r["problem"]) for r in info.value.report if r["severity"] == "error"]
+    by_field = {f: [e for e in errors if e[1] == f] for f in ("bsm", "class_code", "class_name", "survey_date")}
+    assert by_field["bsm"] == [(i, "bsm", "duplicate 'D1' within the file") for i in range(1, 101)] + [
+        (None, "bsm", "... and 4 more rows with this problem")]
+    assert by_field["class_code"] == [
+        (i, "class_code", "'9999' is not in the code list 土地利用现状分类 (land_use_class)") for i in range(1, 101)] + [
+        (None, "class_code", "... and 3 more rows with this problem")]
+    assert by_field["class_name"] == [(1, "class_name", "required 地类名称 (class_name) is missing"),
+                                      (2, "class_name", "required 地类名称 (class_name) is missing")]
+    assert by_field["survey_date"] == [(i, "survey_date", "'2024-02-30x' is not a date (YYYY-MM-DD)") for i in (1, 2, 3)]
+    assert len(errors) == 101 + 101 + 2 + 3
+
+
+def _stages(conn) -> list[str]:
+    return conn.execute(text("SELECT relname FROM pg_class WHERE relname LIKE 'import\\_stage\\_%'")).scalars().all()
+
+
+def test_the_stage_is_a_table_of_the_batch_that_no_import_leaves_behind(db, tmp_path):
+    db.execute(text("CREATE UNLOGGED TABLE import_stage_land_use_0123456789abcdef (row_no integer)"))  # a leftover
+    fields = {"bsm": ["S1", "S2", "S2"], "parcel_no": ["1", "2", "3"], "class_code": ["0101"] * 3,
+              "class_name": ["水田"] * 3, "county_code": [COUNTY] * 3}
+    bad = write_vector(tmp_path / "bad.gpkg", parcels(3), fields, "GPKG")
+    with pytest.raises(BatchRejected):
+        import_file(db, "land_use", bad)
+    assert _stages(db) == []        # the leftover dropped first, the batch's own stage rolled back with it
+    fields["bsm"][2] = "S3"
+    good = write_vector(tmp_path / "good.gpkg", parcels(3), fields, "GPKG")
+    assert import_file(db, "land_use", good, dry_run=True).status == "dry-run" and _stages(db) == []
+    result = import_file(db, "land_use", good)
+    assert result.rows_inserted == 3 and _stages(db) == []
+    assert db.execute(text("SELECT relpersistence FROM pg_class WHERE relname = 'land_use'")).scalar() == "p"

@@ -8,6 +8,11 @@ whether an invalid geometry is repaired (and the repair reported) or the row rej
 """
 from __future__ import annotations
 
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from layers import REGISTRY
 from layers.registry import Layer
 
@@ -42,9 +47,9 @@ CUSTOMARY: dict[str, dict[str, str]] = {
 }
 
 # field -> (source field, SQL expression on the staged text column named by the source field)
-DERIVED: dict[str, dict[str, tuple[str, str]]] = {
+DERIVED: dict[str, dict[str, tuple[str, Callable[[pa.Array], pa.Array]]]] = {
     # 坐落单位代码 is 12 or 19 digits whose first six are the county (GB/T 2260)
-    "land_use": {"county_code": ("located_code", "left({src}, 6)")},
+    "land_use": {"county_code": ("located_code", lambda located: pc.utf8_slice_codeunits(located, 0, 6))},
 }
 
 # "repair" (ST_MakeValid, change reported as a warning) or "reject" (the row is an error)
