@@ -291,3 +291,22 @@ def test_the_stage_is_a_table_of_the_batch_that_no_import_leaves_behind(db, tmp_
     result = import_file(db, "land_use", good)
     assert result.rows_inserted == 3 and _stages(db) == []
     assert db.execute(text("SELECT relpersistence FROM pg_class WHERE relname = 'land_use'")).scalar() == "p"
+
+
+def test_rows_of_counties_mixed_in_the_file_are_checked_against_their_county_and_keep_the_file_order(db, tmp_path):
+    here, there = parcels(3), parcels(3, origin=(125.6, 43.6))          # in COUNTY's box, in OTHER_COUNTY's
+    geoms = [here[0], there[0], here[1], there[1], here[2], there[2]]
+    fields = {"bsm": [f"M{i}" for i in range(1, 7)], "parcel_no": [str(i) for i in range(1, 7)],
+              "class_code": ["0101"] * 6, "class_name": ["水田"] * 6,
+              "county_code": [COUNTY, OTHER_COUNTY, COUNTY, OTHER_COUNTY, OTHER_COUNTY, COUNTY]}
+    with pytest.raises(BatchRejected) as info:      # rows 5 and 6 carry each other's county
+        import_file(db, "land_use", write_vector(tmp_path / "mixed.gpkg", geoms, fields, "GPKG"))
+    assert [(r["row"], r["problem"]) for r in info.value.report if r["severity"] == "error"] == [
+        (5, f"lies outside county {OTHER_COUNTY}"), (6, f"lies outside county {COUNTY}")]
+    fields["county_code"][4:] = [COUNTY, OTHER_COUNTY]
+    result = import_file(db, "land_use", write_vector(tmp_path / "mixed2.gpkg", geoms, fields, "GPKG"))
+    assert result.rows_inserted == 6
+    stored_rows = db.execute(text("SELECT bsm, county_code, ST_Equals(geom, ST_Multi(ST_GeomFromWKB(:g, 4490))) "
+                                  "FROM land_use WHERE bsm LIKE 'M%' ORDER BY id"), dict(g=shapely.to_wkb(here[2]))).all()
+    assert [(b, c) for b, c, _ in stored_rows] == [(f"M{i}", c) for i, c in enumerate(fields["county_code"], start=1)]
+    assert [same for _, _, same in stored_rows] == [False, False, False, False, True, False]

@@ -68,6 +68,19 @@ def duplicates(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.flatnonzero(pc.is_in(values, value_set=repeated).to_numpy(zero_copy_only=False))
 
 
+def county_order(county_codes: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """The order that stages the rows grouped by county (a stable sort by code), or None when the
+    file already keeps each county's rows together (an export by county, the usual case)."""
+    codes = county_codes.combine_chunks() if isinstance(county_codes, pa.ChunkedArray) else county_codes
+    if len(codes) < 2:
+        return None
+    codes = pc.fill_null(codes, "\0")          # no code (text holds no NUL): one more "county"
+    runs = 1 + pc.sum(pc.not_equal(codes[1:], codes[:-1])).as_py()
+    if runs == len(pc.unique(codes)):
+        return None
+    return pc.sort_indices(codes).to_numpy()
+
+
 def sql_list(words) -> str:
     """('a', 'b') for code-defined words (never user input)."""
     return "(" + ", ".join(f"'{w}'" for w in words) + ")"
@@ -189,6 +202,7 @@ class Check:
     params: dict
     per_row: bool = True
     within_file: bool = False       # duplicates of `field` within the file: found in Arrow, not SQL
+    joins: str = ""                 # joined to the stage `s` (a set-based check)
 
 
 def checks(layer: Layer, stage: str, staged: list[Field], county_rows: bool, policy: str,
@@ -244,12 +258,13 @@ def checks(layer: Layer, stage: str, staged: list[Field], county_rows: bool, pol
                     "'unknown county code ' || quote_literal(s.county_code)", {}, per_row=False))
         out.append(Check("county_code", "%(declared_county)s::text IS NOT NULL AND s.county_code <> %(declared_county)s",
                     "'county ' || s.county_code || ' is not the declared county ' || %(declared_county)s", {}))
-        # rows in county order, the county's outline fetched by code (unknown code: NULL, no finding): each
-        # county's prepared geometry is reused across its rows (106k parcels: 0.60 -> 0.26 s; the GiST probe
-        # of admin_division per row and a file not grouped by county thrashed PostGIS's cache)
-        out.append(Check(None, f"s.row_no IN (SELECT o.row_no FROM (SELECT row_no, county_code, geom FROM {stage} "
-                          "ORDER BY county_code) o "
-                          f"WHERE ST_GeometryType(o.geom) IN {sql_list(allowed)} AND NOT ST_IsEmpty(o.geom) AND NOT "
-                          "ST_Intersects((SELECT a.geom FROM admin_division a WHERE a.code = o.county_code), o.geom))",
-                    "'lies outside county ' || s.county_code", {}, per_row=False))
+        # a hash join with the divisions by code (unknown code: no row, no finding) over the stage, whose rows
+        # are grouped by county (see `county_order`): each worker of the parallel scan meets each county's
+        # outline in runs, and PostGIS reuses its prepared geometry (262k parcels: 0.67 s on both cores, vs
+        # 1.85 s for the rows sorted by county under a scalar subquery; the same join over the rows in
+        # random order rebuilt the prepared outline at almost every row: 169 s)
+        out.append(Check(None, f"ST_GeometryType(s.geom) IN {sql_list(allowed)} AND NOT ST_IsEmpty(s.geom) "
+                               "AND NOT ST_Intersects(a.geom, s.geom)",
+                         "'lies outside county ' || s.county_code", {}, per_row=False,
+                         joins="JOIN admin_division a ON a.code = s.county_code"))
     return out
