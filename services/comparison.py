@@ -113,67 +113,65 @@ def _for_run(sql: str, run_id: int) -> str:
 
 
 _PREPARE = [
-    "DROP TABLE IF EXISTS cmp_zone_rRUN, cmp_zone_m2_rRUN",
-    # plan zones (by zone code), the urban development boundary, the ecological red line and the
-    # counties (with their city), cut into pieces of at most :v vertices, only where the batch lies
-    """CREATE UNLOGGED TABLE cmp_zone_rRUN AS
-       WITH box AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4490) AS g FROM change_patch
-                    WHERE batch = :batch AND id > :after)
-       SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) AS geom FROM (
-         SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
-         UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
-         UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
-         UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
-           FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
-           WHERE a.level = 'county') z, box
-       WHERE z.geom && box.g""",
-    "ANALYZE cmp_zone_rRUN",
+    "DROP TABLE IF EXISTS cmp_zone_m2_rRUN",
     "CREATE UNLOGGED TABLE cmp_zone_m2_rRUN (id bigint, kind text, code text, city text, m2 float8)",
 ]
 
-# Per (patch, kind, code): the area of the patch inside, for every patch of the run at once,
-# driven from the zone pieces (each piece probes the patches' GiST index, and PostGIS prepares
-# the piece once for all the patches it meets): NULL when a piece covers the patch (its area is
-# the patch's own), the piece's area when the patch meets one piece of the code, else the area
-# of the union of its pieces. `:counties` true/false: the counties' or the zones' part only
-# (two connections fill the table at once); NULL: both.
+# Per (patch, kind, code) — plan zones (by zone code), the urban development boundary, the
+# ecological red line and the counties (with their city) — the area of the patch inside, for
+# every patch of the run at once. The zone polygons meeting the batch's extent are cut with
+# ST_Subdivide into pieces of at most :v vertices, and the join is driven from the pieces: each
+# probes change_patch's GiST index once, and PostGIS prepares the piece once for all the patches
+# it meets. m2 is NULL when a piece covers the patch (its area is the patch's own), the piece's
+# area when the patch meets one piece of the code, else the area of the union of its pieces.
+# `:counties` true/false: the counties' or the zones' part only (two connections fill the table
+# at once); NULL: both.
 _ZONE_M2 = f"""INSERT INTO cmp_zone_m2_rRUN
-       SELECT y.id, y.kind, y.code, y.city,
-              CASE WHEN bool_or(y.cov) THEN NULL WHEN count(*) = 1 THEN min(y.m2)
-                   ELSE {area_sql('ST_Union(array_agg(y.piece))')} END AS m2
-       FROM (SELECT x.*, {area_sql('x.piece')} AS m2 FROM (
-               SELECT p.id, z.kind, z.code, z.city, c.cov,
-                      CASE WHEN NOT c.cov THEN ST_CollectionExtract(ST_Intersection(p.geom, z.geom), 3) END AS piece
-               FROM cmp_zone_rRUN z
-               JOIN change_patch p ON p.geom && z.geom AND p.batch = :batch AND p.id > :after
-               CROSS JOIN LATERAL (SELECT ST_Covers(z.geom, p.geom) AS cov OFFSET 0) c
-               WHERE (CAST(:counties AS boolean) IS NULL OR (z.kind = 'county') = :counties)
-                 AND (c.cov OR ST_Intersects(z.geom, p.geom)) OFFSET 0) x OFFSET 0) y
-       GROUP BY y.id, y.kind, y.code, y.city"""
+WITH box AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4490) AS g FROM change_patch
+             WHERE batch = :batch AND id > :after),
+z AS MATERIALIZED (
+  SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) AS geom FROM (
+    SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
+    UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
+    UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
+    UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
+      FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
+      WHERE a.level = 'county') z, box
+  WHERE z.geom && box.g AND (CAST(:counties AS boolean) IS NULL OR (z.kind = 'county') = :counties))
+SELECT y.id, y.kind, y.code, y.city,
+       CASE WHEN bool_or(y.cov) THEN NULL WHEN count(*) = 1 THEN min(y.m2)
+            ELSE {area_sql('ST_Union(array_agg(y.piece))')} END AS m2
+FROM (SELECT x.*, {area_sql('x.piece')} AS m2 FROM (
+        SELECT p.id, z.kind, z.code, z.city, c.cov,
+               CASE WHEN NOT c.cov THEN ST_CollectionExtract(ST_Intersection(p.geom, z.geom), 3) END AS piece
+        FROM z JOIN change_patch p ON p.geom && z.geom AND p.batch = :batch AND p.id > :after
+        CROSS JOIN LATERAL (SELECT ST_Covers(z.geom, p.geom) AS cov OFFSET 0) c
+        WHERE c.cov OR ST_Intersects(z.geom, p.geom) OFFSET 0) x OFFSET 0) y
+GROUP BY y.id, y.kind, y.code, y.city"""
 
 _PREPARED = [
     "CREATE INDEX ON cmp_zone_m2_rRUN (id)",
     "ANALYZE cmp_zone_m2_rRUN",
-    "DROP TABLE cmp_zone_rRUN",
 ]
 
-# the run's work tables (also those a killed process left behind, dropped by the next run of the batch)
-_CLEANUP = "DROP TABLE IF EXISTS cmp_zone_rRUN, cmp_zone_m2_rRUN"
+# the run's work table (also one a killed process left behind, dropped by the next run of the batch)
+_CLEANUP = "DROP TABLE IF EXISTS cmp_zone_m2_rRUN"
 
 
 A = area_sql  # noqa: E731 (short alias inside the SQL below)
 
 
 def _pairs(table: str, alias: str, where: str = "", columns: str = "") -> str:
-    """Subquery: every (patch of `p`, row of `table`) pair that meets (GiST `&&`, then
-    ST_Intersects), with `cov` (the patch lies wholly inside the row: the overlay is skipped),
+    """Subquery: every (patch of `p`, row of `table`) pair that meets (ST_Intersects, which
+    brings its own `&&` index condition: a second explicit `&&` would test every index entry
+    twice), with `cov` (the patch lies wholly inside the row: the overlay is skipped),
     `piece` (the patch's polygonal part inside the row: the patch itself when covered; touching
     gives an empty polygon) and `m2`, the piece's area (the patch's own when covered). Each
     expensive expression is evaluated once per pair (OFFSET 0 keeps the subqueries apart)."""
     return f"""(SELECT x.*, CASE WHEN x.cov THEN x.area ELSE {A('x.piece')} END AS m2 FROM (
       SELECT p.id, p.area, {columns} c.cov,
              CASE WHEN c.cov THEN p.geom ELSE ST_CollectionExtract(ST_Intersection(p.geom, {alias}.geom), 3) END AS piece
-      FROM p JOIN {table} {alias} ON {alias}.geom && p.geom AND ST_Intersects({alias}.geom, p.geom){where}
+      FROM p JOIN {table} {alias} ON ST_Intersects({alias}.geom, p.geom){where}
       CROSS JOIN LATERAL (SELECT ST_CoveredBy(p.geom, {alias}.geom) AS cov OFFSET 0) c OFFSET 0) x OFFSET 0)"""
 
 
@@ -495,8 +493,7 @@ class _Runner:
         try:
             t = time.perf_counter()
             for (name,) in self._sql(     # work tables of earlier runs of the batch whose process was killed
-                    "SELECT t.tablename FROM pg_tables t JOIN comparison_run r ON t.tablename IN "
-                    "('cmp_zone_r' || r.id, 'cmp_zone_m2_r' || r.id) "
+                    "SELECT t.tablename FROM pg_tables t JOIN comparison_run r ON t.tablename = 'cmp_zone_m2_r' || r.id "
                     "WHERE t.schemaname = current_schema() AND r.batch = :b AND r.id <> :i",
                     b=batch, i=self.run_id).all():
                 self._sql(f'DROP TABLE IF EXISTS "{name}"')
@@ -549,7 +546,7 @@ class _Runner:
         for statement in _PREPARE:
             self._sql(_for_run(statement, self.run_id), **params)
         if self.engine is not None and self.commit and self.params.workers > 1:
-            self._checkpoint()                  # the pieces, for the other connection
+            self._checkpoint()                  # the table, for the other connections
 
             def fill(counties: bool) -> None:
                 with self.engine.begin() as conn:

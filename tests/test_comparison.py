@@ -457,24 +457,23 @@ def test_interrupted_dask_run_names_its_pending_counties_and_resumes_them(demo, 
     assert results() == before
 
 
-def test_a_runs_work_tables_are_dropped_when_it_ends_or_by_the_next_run(demo, engine):
-    """The zone pieces and zone areas of a run are UNLOGGED tables shared by its connections:
-    dropped when the run finishes or stops; those of a run whose process was killed are dropped
-    by the next run of the batch."""
+def test_a_runs_work_table_is_dropped_when_it_ends_or_by_the_next_run(demo, engine):
+    """The zone areas of a run are an UNLOGGED table shared by its connections: dropped when the
+    run finishes or stops; the one of a run whose process was killed is dropped by the next run
+    of the batch."""
     def work_tables():
         with engine.connect() as conn:
             return {r[0] for r in conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE tablename ~ '^cmp_zone(_m2)?_r[0-9]+$'"))}
-    with engine.begin() as conn:            # killed after its prepare: status running, tables left
+                "SELECT tablename FROM pg_tables WHERE tablename ~ '^cmp_zone_m2_r[0-9]+$'"))}
+    with engine.begin() as conn:            # killed after its prepare: status running, table left
         from services.comparison import create_run
         killed = create_run(conn, DEMO_BATCH, status="running")
-        for name in (f"cmp_zone_r{killed}", f"cmp_zone_m2_r{killed}"):
-            conn.execute(text(f"CREATE UNLOGGED TABLE {name} (id bigint)"))
-    assert work_tables() == {f"cmp_zone_r{killed}", f"cmp_zone_m2_r{killed}"}
+        conn.execute(text(f"CREATE UNLOGGED TABLE cmp_zone_m2_r{killed} (id bigint)"))
+    assert work_tables() == {f"cmp_zone_m2_r{killed}"}
 
     def stop(done, total):
         if done > 0:
-            assert work_tables() and f"cmp_zone_r{killed}" not in work_tables()   # the run's own, in use
+            assert len(work_tables()) == 1 and f"cmp_zone_m2_r{killed}" not in work_tables()   # its own, in use
             raise KeyboardInterrupt("simulated restart")
     with pytest.raises(KeyboardInterrupt):
         run_comparison(engine, DEMO_BATCH, Parameters(chunk_size=5, workers=2), resume=False, progress=stop)
