@@ -335,7 +335,7 @@ def _settle(source: readers.Source, name: str, crs: int | None, lon_hint: float 
     if bad.any():
         geoms = np.where(bad, None, geoms)
     bad_rows = {rows[i] for i in np.flatnonzero(bad)}
-    coords = shapely.get_coordinates(geoms[~shapely.is_missing(geoms)])
+    coords = readers.in_pieces(shapely.get_coordinates, geoms)      # none for missing geometries
     if len(coords) == 0 and bad_rows:
         raise BatchRejected(name, _name_sheet(report + entries, source.sheet))
     if len(coords) == 0:
@@ -407,14 +407,15 @@ def _has_counties(conn: Connection) -> bool:
 
 
 def _bad_coordinates(geoms: np.ndarray) -> np.ndarray:
-    present = ~shapely.is_missing(geoms)
-    bad = np.zeros(len(geoms), dtype=bool)
-    if present.any():
-        coords, index = shapely.get_coordinates(geoms[present], return_index=True)
-        wrong = ~np.isfinite(coords).all(axis=1) | (np.abs(np.nan_to_num(coords, nan=0.0)) > MAX_ABS_COORD).any(axis=1)
-        rows = np.flatnonzero(present)[np.unique(index[wrong])]
-        bad[rows] = True
-    return bad
+    def bad(part: np.ndarray) -> np.ndarray:
+        present = ~shapely.is_missing(part)
+        out = np.zeros(len(part), dtype=bool)
+        if present.any():
+            coords, index = shapely.get_coordinates(part[present], return_index=True)
+            wrong = ~np.isfinite(coords).all(axis=1) | (np.abs(np.nan_to_num(coords, nan=0.0)) > MAX_ABS_COORD).any(axis=1)
+            out[np.flatnonzero(present)[np.unique(index[wrong])]] = True
+        return out
+    return readers.in_pieces(bad, geoms)
 
 
 def _corner_geometry(source: readers.Source, name: str, crs: int | None, lon_hint: float | None):
