@@ -218,7 +218,7 @@ def write(a, times: dict[str, list[float]], rows: dict[str, int]) -> None:
     text = a.results.read_text() if a.results.exists() else ""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
+        text = head + block + "\n" + rest.split(END, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     a.results.write_text(text)
