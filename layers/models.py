@@ -12,7 +12,7 @@ from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, Dat
 from sqlalchemy.dialects.postgresql import JSONB
 
 from layers.catalog import REGISTRY
-from layers.registry import Field, FieldType, Layer, Link, STORAGE_SRID
+from layers.registry import STAFF_ROLES, Field, FieldType, Layer, Link, STORAGE_SRID
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -115,8 +115,7 @@ import_batch_row = Table(
 
 # Staff accounts (工作人员账号): see services/accounts.py. The password is stored only as an
 # argon2id hash; `session_epoch` grows when the password changes or the account is disabled,
-# which ends every session opened before.
-STAFF_ROLES = ("admin", "supervisor", "inspector", "clerk")
+# which ends every session opened before. The roles: STAFF_ROLES (layers/registry.py).
 
 staff_user = Table(
     "staff_user", metadata,

@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Connection, text
 
-from layers.models import STAFF_ROLES
+from layers.registry import STAFF_ROLES
 
 ROLES = STAFF_ROLES
 ROLE_TITLES = {"admin": "管理员 Administrator", "supervisor": "监管人员 Supervisor",
@@ -36,7 +36,9 @@ REGION = re.compile(r"[1-9]\d{5}")
 
 HASHER = PasswordHasher()
 # Verified when the username is unknown, so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = HASHER.hash("not a password of anyone")
+# A hash made once by HASHER (argon2id, its default cost), written here: hashing it at import
+# cost every process, CLI commands included, ~0.2 s (tests/test_auth.py checks its cost is HASHER's).
+_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$FciDr0nxU4O07DKmRXqNag$ESrhyS9R1BpRjTCo6oZ7C6QpHmQTZwOV4HhhzsP+Qko"
 
 _COLUMNS = ("id, username, display_name, role, region_code, active, session_epoch, failed_logins, "
             "locked_until, last_login_at, created_at")

@@ -181,3 +181,12 @@ def test_region_scope():
     assert [user.covers(c) for c in ("220100", "220102", "220201", "220000", "2201", None)] == \
            [True, True, False, False, False, False]
     assert accounts.region_prefix("220000") == "22" and accounts.region_prefix("220102") == "220102"
+
+
+def test_unknown_user_hash_costs_what_a_password_hash_costs():
+    """The hash verified for an unknown username is argon2id at HASHER's parameters (a wrong name
+    takes as long as a wrong password) and verifies its own phrase only."""
+    assert accounts.HASHER.check_needs_rehash(accounts._DUMMY_HASH) is False
+    assert accounts._DUMMY_HASH.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert accounts._verify(accounts._DUMMY_HASH, "not a password of anyone") is True
+    assert accounts._verify(accounts._DUMMY_HASH, "something else") is False

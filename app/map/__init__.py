@@ -22,7 +22,6 @@ from flask_wtf.csrf import generate_csrf
 
 from app.db import engine
 from app.map.assets import bp as vendor_bp
-from app.map.page import page_config, render_map
 from app.query import QUERY_ROLES
 from app.auth import current_user, login_required
 from services import map_data
@@ -112,6 +111,9 @@ def public_regions():
 
 
 def _page(public: bool, query_api: dict | None = None) -> Response:
+    # folium (and pandas under it) imported on the first page, not with the app: every CLI command
+    # loads the app (`flask --app wsgi ...`) and would pay ~0.6 s for it
+    from app.map.page import page_config, render_map
     with engine().connect() as conn:
         config = page_config(conn, public, request.script_root + (PUBLIC_API if public else STAFF_API),
                              query_api)

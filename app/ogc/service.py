@@ -11,27 +11,24 @@ the URL it is reached at and, internally, for the grant set of the token. Before
 items request to pygeoapi the blueprint checks the parameters (unknown ones are a 400), and
 takes `filter`, `filter-lang`, `filter-crs` and `datetime` out of pygeoapi's sight: those are
 applied by `app.ogc.provider` (CQL2 text and JSON, see `app.ogc.cql2`).
+
+pygeoapi, the provider and the downloads are imported on the first OGC request, not with the
+app: every CLI command loads the app (`flask --app wsgi ...`) and would pay ~0.7 s for them.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import threading
 import time
 from dataclasses import replace
+from functools import cache
 from http import HTTPStatus
 from pathlib import Path
-
-import mapproxy
-import pygeoapi
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, current_app, g, make_response, request, send_from_directory
-from pygeoapi import l10n
-from pygeoapi.api import API, APIRequest, F_HTML, F_JSON, F_JSONLD
-import pygeoapi.api as core_api
-import pygeoapi.api.itemtypes as itemtypes_api
-from pygeoapi.openapi import get_oas
-from pygeoapi.util import render_j2_template, to_json
 from werkzeug.datastructures import ImmutableMultiDict
 
 from app.auth import current_user
@@ -39,16 +36,18 @@ from app.db import engine
 from app.ogc.db import read_engine, run
 from app.ogc.config import INTERNAL, PUBLIC, Audience, TEMPLATES, layer_extents, pygeoapi_config
 from app.ogc.crs import CRS84, SUPPORTED_CRS
-from app.ogc import downloads
-from app.ogc.provider import REQUEST_EXTRAS, BadQuery, QueryExtras
 from layers import FieldType
 from services import department_tokens
+
+if TYPE_CHECKING:
+    from pygeoapi.api import API
+    from app.ogc.provider import QueryExtras
 
 EXTENT_TTL_S = 300.0
 # Assets of the HTML pages, all served here (the networks are isolated): ours, then pygeoapi's
 # own (css, logo), then the Bootstrap, OpenLayers, Swagger UI and ReDoc files MapProxy ships.
-STATIC_DIRS = (TEMPLATES / "static", Path(pygeoapi.__file__).parent / "static")
-VENDOR_DIR = Path(mapproxy.__file__).parent / "service" / "templates" / "ogcapi" / "static"
+STATIC_DIRS = (TEMPLATES / "static", Path(importlib.util.find_spec("pygeoapi").origin).parent / "static")
+VENDOR_DIR = Path(importlib.util.find_spec("mapproxy").origin).parent / "service" / "templates" / "ogcapi" / "static"
 
 ITEMS_PARAMETERS = {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "sortby",
                     "properties", "skipGeometry", "filter", "filter-lang", "filter-crs", "resulttype"}
@@ -87,17 +86,21 @@ _JSON_TYPES = {
 }
 
 
-class OgcRequest(APIRequest):
-    """pygeoapi's request wrapper, with some parameters and the body kept back."""
+@cache
+def _request_class() -> type:
+    """pygeoapi's request wrapper, with some parameters and the body kept back (made on first use)."""
+    from pygeoapi.api import APIRequest
 
-    @classmethod
-    def wrap(cls, flask_request, locales, without: tuple[str, ...] = (), keep_body: bool = True) -> "OgcRequest":
-        wrapped = cls(flask_request, locales)
-        if without:
-            wrapped._args = ImmutableMultiDict([(k, v) for k, v in flask_request.args.items(multi=True)
-                                                if k not in without])
-        wrapped._data = flask_request.get_data() if keep_body else b""
-        return wrapped
+    class OgcRequest(APIRequest):
+        @classmethod
+        def wrap(cls, flask_request, locales, without: tuple[str, ...] = (), keep_body: bool = True):
+            wrapped = cls(flask_request, locales)
+            if without:
+                wrapped._args = ImmutableMultiDict([(k, v) for k, v in flask_request.args.items(multi=True)
+                                                    if k not in without])
+            wrapped._data = flask_request.get_data() if keep_body else b""
+            return wrapped
+    return OgcRequest
 
 
 class OgcService:
@@ -123,6 +126,7 @@ class OgcService:
         with self._lock:
             api = self._apis.get(key)
             if api is None:
+                from pygeoapi.api import API
                 settings = current_app.config["ONEMAP"]
                 config = pygeoapi_config(self.audience, base_url, settings.database_url, extents, collections)
                 api = API(config, {})
@@ -131,6 +135,7 @@ class OgcService:
 
     def openapi(self, api: API) -> dict:
         if not api.openapi:
+            from pygeoapi.openapi import get_oas
             document = get_oas(api.config)
             document.setdefault("components", {}).setdefault("securitySchemes", {})
             if self.audience.needs_token:
@@ -149,6 +154,8 @@ def _respond(result) -> object:
 
 
 def _error(api: API, status: HTTPStatus, code: str, message: str, fmt: str | None = None):
+    from pygeoapi.api import F_HTML
+    from pygeoapi.util import to_json
     headers = {"Content-Type": "application/json"}
     if fmt == F_HTML:
         return _respond(api.get_exception(status, headers, F_HTML, code, message))
@@ -156,6 +163,7 @@ def _error(api: API, status: HTTPStatus, code: str, message: str, fmt: str | Non
 
 
 def _plain_error(status: int, code: str, message: str, extra_headers: dict | None = None):
+    from pygeoapi.util import to_json
     response = make_response(to_json({"code": code, "type": code, "description": message}, False), status)
     response.headers["Content-Type"] = "application/json"
     for k, v in (extra_headers or {}).items():
@@ -174,8 +182,8 @@ def make_blueprint(audience: Audience) -> Blueprint:
     def current_api() -> API:
         return service.api(base_url(), g.get("ogc_collections"))
 
-    def wrap(**kwargs) -> OgcRequest:
-        return OgcRequest.wrap(request, current_api().locales, **kwargs)
+    def wrap(**kwargs):
+        return _request_class().wrap(request, current_api().locales, **kwargs)
 
     @bp.before_request
     def authenticate():
@@ -212,16 +220,20 @@ def make_blueprint(audience: Audience) -> Blueprint:
     @bp.get("", strict_slashes=False)
     @bp.get("/")
     def landing_page():
+        import pygeoapi.api as core_api
         return _respond(core_api.landing_page(current_api(), wrap()))
 
     @bp.get("/openapi")
     def openapi():
+        import pygeoapi.api as core_api
         api = current_api()
         service.openapi(api)
         return _respond(core_api.openapi_(api, wrap()))
 
     @bp.get("/conformance")
     def conformance():
+        from pygeoapi.api import F_HTML
+        from pygeoapi.util import render_j2_template, to_json
         api = current_api()
         req = wrap()
         body = {"conformsTo": CONFORMANCE}
@@ -233,20 +245,25 @@ def make_blueprint(audience: Audience) -> Blueprint:
 
     @bp.get("/collections")
     def collections():
+        import pygeoapi.api as core_api
         return _respond(core_api.describe_collections(current_api(), wrap()))
 
     @bp.get("/collections/<collection_id>")
     def collection(collection_id):
+        import pygeoapi.api as core_api
         return check_collection(collection_id) or _respond(
             core_api.describe_collections(current_api(), wrap(), collection_id))
 
     @bp.get("/collections/<collection_id>/schema")
     def schema(collection_id):
+        import pygeoapi.api as core_api
         return check_collection(collection_id) or _respond(
             core_api.get_collection_schema(current_api(), wrap(), collection_id))
 
     @bp.get("/collections/<collection_id>/queryables")
     def queryables(collection_id):
+        from pygeoapi.api import F_HTML
+        from pygeoapi.util import render_j2_template, to_json
         refusal = check_collection(collection_id)
         if refusal:
             return refusal
@@ -264,6 +281,9 @@ def make_blueprint(audience: Audience) -> Blueprint:
 
     @bp.route("/collections/<collection_id>/items", methods=["GET", "POST"])
     def items(collection_id):
+        import pygeoapi.api.itemtypes as itemtypes_api
+        from pygeoapi.api import F_HTML, F_JSONLD
+        from app.ogc.provider import REQUEST_EXTRAS
         refusal = check_collection(collection_id)
         if refusal:
             return refusal
@@ -286,6 +306,8 @@ def make_blueprint(audience: Audience) -> Blueprint:
 
     @bp.route("/collections/<collection_id>/download", methods=["GET", "POST"])
     def download(collection_id):
+        from app.ogc import downloads
+        from app.ogc.provider import BadQuery
         refusal = check_collection(collection_id)
         if refusal:
             return refusal
@@ -302,6 +324,7 @@ def make_blueprint(audience: Audience) -> Blueprint:
 
     @bp.get("/collections/<collection_id>/items/<item_id>")
     def item(collection_id, item_id):
+        import pygeoapi.api.itemtypes as itemtypes_api
         refusal = check_collection(collection_id)
         if refusal:
             return refusal
@@ -334,6 +357,7 @@ def _splice_features(result: tuple, count: int, features: str) -> tuple:
     if count and at >= 0:
         content = content[:at] + '"features":[' + features + "]" + content[at + len(placeholder):]
     else:  # not the expected envelope: do it the slow, certain way
+        from pygeoapi.util import to_json
         body = json.loads(content)
         body["features"] = json.loads("[" + features + "]")
         content = to_json(body, False)
@@ -344,6 +368,7 @@ def _items_extras(audience: Audience, collection_id: str,
                   allowed: set[str] = ITEMS_PARAMETERS) -> tuple[str | None, QueryExtras | None]:
     """Check an items (or download) request's parameters; the problem (for a 400) or what the
     provider needs."""
+    from app.ogc.provider import QueryExtras
     layer = audience.layer(collection_id)
     queryables = {f.name for f in audience.fields(layer)} | {"id"}
     args = request.args
