@@ -193,12 +193,12 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
                        "county_code" in {f.name for f in staged} and _has_counties(conn))
         if geometry is None:   # optimistic: the file's WKB staged as it is (EPSG:4490, readable); Shapely
             settling = []      # checks that in a thread while PostgreSQL validates (shapely holds the GIL)
-            found = batch.stage_and_check(stage.wkb_hex(source.wkb), after_copy=lambda: settling.append(settle()))
+            found = batch.stage_and_check(source.wkb, after_copy=lambda: settling.append(settle()))
             geometry = settling[0].result()
             if not geometry.as_read:       # transformed, swapped or partly unreadable: stage Shapely's
-                found = batch.stage_and_check(_hexes(geometry.geoms), geometry.bad_rows)
+                found = batch.stage_and_check(shapely.to_wkb(geometry.geoms), geometry.bad_rows)
         else:
-            found = batch.stage_and_check(_hexes(geometry.geoms), geometry.bad_rows)
+            found = batch.stage_and_check(shapely.to_wkb(geometry.geoms), geometry.bad_rows)
     finally:
         pool.shutdown()
     epsg = geometry.epsg
@@ -307,10 +307,6 @@ def _drop_indexes_for_bulk(cur, table: str, n: int) -> list[str]:
     return [definition for _, definition in indexes]
 
 
-def _hexes(geoms: np.ndarray):
-    return shapely.to_wkb(geoms, hex=True)
-
-
 @dataclass
 class _Geometry:
     """The geometries settled: in the storage CRS, with the coordinate errors found."""
@@ -361,7 +357,7 @@ class _Batch:
         self.fill, self.county, self.rows, self.name, self.progress = fill, county, rows, name, progress
         self.county_rows = county_rows
 
-    def stage_and_check(self, hexes, bad_rows: set[int] = frozenset(), after_copy=lambda: None) -> list[dict]:
+    def stage_and_check(self, wkb, bad_rows: set[int] = frozenset(), after_copy=lambda: None) -> list[dict]:
         n, name, progress = len(self.rows), self.name, self.progress
         progress(f"{name}: staging {n:,d} rows")
         stage.create(self.cur, self.table, self.staged)
@@ -370,9 +366,9 @@ class _Batch:
         order = stage.county_order(stage.text_column(values.get("county_code"), n)) if self.county_rows else None
         if order is not None:          # the rows grouped by county for the county check (row numbers kept)
             columns = [None if c is None else stage.text_column(c, n).take(order) for c in columns]
-            hexes = pa.array(hexes).take(order) if not isinstance(hexes, pa.Array) else hexes.take(order)
+            wkb = stage.wkb_column(wkb, n).take(order)
             rows = np.asarray(rows)[order].tolist()
-        stage.copy_rows(self.cur, self.table, [f.name for f in self.staged], columns, hexes, rows,
+        stage.copy_rows(self.cur, self.table, [f.name for f in self.staged], columns, wkb, rows,
                         progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
         after_copy()
         # the planner's row counts and value statistics (not the geometry's): parallel scans, hash joins;
