@@ -8,12 +8,13 @@ ellipsoidal area (CGCS2000, `services.areas.area_sql`) of every overlap in `comp
 patch and the run. The rules, edge cases included, are written down in docs/comparison.md;
 this module follows them.
 
-A run works through its batch in chunks of patches (ordered by id). Each chunk is one
+A run works through its batch in chunks of patches (in spatial order: see _TODO_SQL). Each chunk is one
 INSERT … SELECT over all its patches at once (one join per reference layer on GiST-indexed `&&` /
 ST_Intersects, grouped per patch; big zone and county polygons cut with ST_Subdivide
 beforehand), followed by one statement upserting the leads; the run record's progress is updated in the same transaction.
-So an interrupted run says where it stopped (`last_patch_id`, `patches_done`, `stage`) and a
-later run of the batch resumes after the last committed chunk. Re-running a batch updates
+So an interrupted run says where it stopped (`last_patch_id`: the last patch of its last committed
+chunk, `patches_done`, `stage`) and a later run of the batch resumes with the patches that have
+no result of the run yet. Re-running a batch updates
 results and leads in place (keyed by patch), never duplicating them.
 
     from services.comparison import run_comparison
@@ -104,8 +105,17 @@ class RunResult:
 
 # --- the reference layers, prepared once per run ------------------------------------------
 
-# a statement's optional list of patch ids (a county partition); NULL: every patch
-_IDS = "(CAST(:ids AS bigint[]) IS NULL OR id = ANY(CAST(:ids AS bigint[])))"
+# a chunk's statements: its patch ids (`:lo`, `:hi` bound them for the id indexes)
+_IDS = "id = ANY(CAST(:ids AS bigint[]))"
+
+# The patches of the batch the run has still to compare (those without a result of the run: a
+# chunk's results, leads and the run's progress are committed together), in the run's order:
+# spatial (PostGIS's btree order of geometries, a space-filling curve), so that the patches of a
+# chunk lie together and its probes into the reference layers' GiST indexes and tables hit the
+# same pages one after the other (in id order, which is random in space, each chunk touched
+# pages all over the province).
+_TODO_SQL = """SELECT p.id FROM change_patch p WHERE p.batch = :b AND NOT EXISTS (
+  SELECT 1 FROM comparison_result r WHERE r.patch_id = p.id AND r.run_id = :run) ORDER BY p.geom, p.id"""
 
 def _for_run(sql: str, run_id: int) -> str:
     """`sql` with the run's own work tables (`…_rRUN` -> `…_r<run id>`)."""
@@ -128,7 +138,7 @@ _PREPARE = [
 # at once); NULL: both.
 _ZONE_M2 = f"""INSERT INTO cmp_zone_m2_rRUN
 WITH box AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4490) AS g FROM change_patch
-             WHERE batch = :batch AND id > :after),
+             WHERE batch = :batch),
 z AS MATERIALIZED (
   SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) AS geom FROM (
     SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
@@ -144,7 +154,7 @@ SELECT y.id, y.kind, y.code, y.city,
 FROM (SELECT x.*, {area_sql('x.piece')} AS m2 FROM (
         SELECT p.id, z.kind, z.code, z.city, c.cov,
                CASE WHEN NOT c.cov THEN ST_CollectionExtract(ST_Intersection(p.geom, z.geom), 3) END AS piece
-        FROM z JOIN change_patch p ON p.geom && z.geom AND p.batch = :batch AND p.id > :after
+        FROM z JOIN change_patch p ON p.geom && z.geom AND p.batch = :batch
         CROSS JOIN LATERAL (SELECT ST_Covers(z.geom, p.geom) AS cov OFFSET 0) c
         WHERE c.cov OR ST_Intersects(z.geom, p.geom) OFFSET 0) x OFFSET 0) y
 GROUP BY y.id, y.kind, y.code, y.city"""
@@ -208,10 +218,10 @@ def _leading() -> str:
     return "CASE " + " ".join(f"WHEN '{c}' = ANY(categories) THEN '{c}'" for c in SEVERITY) + " END"
 
 
-# The Dask path's partitions: the batch's patches (after a resumed run's last one) by county.
+# The Dask path's partitions: the batch's patches by county.
 _PARTITION_SQL = f"""
 WITH p AS MATERIALIZED (
-  SELECT id, county_code, {A('geom')} AS area FROM change_patch WHERE batch = :batch AND id > :after),
+  SELECT id, county_code, {A('geom')} AS area FROM change_patch WHERE batch = :batch),
 zp AS ({_zone_areas("z.kind = 'county'")}),
 ct AS ({_COUNTY})
 SELECT coalesce(ct.county, p.county_code) AS county, array_agg(p.id ORDER BY p.id) AS ids
@@ -497,27 +507,25 @@ class _Runner:
                     "WHERE t.schemaname = current_schema() AND r.batch = :b AND r.id <> :i",
                     b=batch, i=self.run_id).all():
                 self._sql(f'DROP TABLE IF EXISTS "{name}"')
-            self._prepare(batch, resumed_from or 0)
+            self._prepare(batch)
             self._time("prepare", time.perf_counter() - t)
-            ids = [r[0] for r in self._sql("SELECT id FROM change_patch WHERE batch = :b AND id > :after ORDER BY id",
-                                           b=batch, after=resumed_from or 0)]
-            done, total = run["patches_done"] if resumed_from else 0, run["patches_total"]
-            total = done + len(ids)
+            total = self._sql("SELECT count(*) FROM change_patch WHERE batch = :b", b=batch).scalar_one()
+            ids = [r[0] for r in self._sql(_TODO_SQL, b=batch, run=self.run_id)]
+            done = 0 if self.params.engine == "dask" else total - len(ids)
             self._set(stage="compare", patches_total=total, patches_done=done)
             self._checkpoint()
             self.progress(done, total)
             size = self.params.chunk_size
-            chunks = [((resumed_from or 0) if k == 0 else ids[k - 1], ids[min(k + size, len(ids)) - 1],
-                       len(ids[k:k + size])) for k in range(0, len(ids), size)]
+            chunks = [ids[k:k + size] for k in range(0, len(ids), size)]
             if self.params.engine == "dask":
-                done = self._by_county(batch, resumed_from or 0, done, total)
+                done = self._by_county(batch, done, total)
             elif self.engine is not None and self.params.workers > 1 and len(chunks) > 1:
                 done = self._in_parallel(batch, chunks, done, total)
             else:
-                for lo, hi, n in chunks:
-                    self._account(self._chunk(self.conn, batch, lo, hi))
-                    done += n
-                    self._set(patches_done=done, last_patch_id=hi, timings=self.timings, counts=self.counts)
+                for chunk in chunks:
+                    self._account(self._chunk(self.conn, batch, chunk))
+                    done += len(chunk)
+                    self._set(patches_done=done, last_patch_id=chunk[-1], timings=self.timings, counts=self.counts)
                     self._checkpoint()
                     self.progress(done, total)
             t = time.perf_counter()
@@ -539,10 +547,10 @@ class _Runner:
             raise
         return RunResult(self.run_id, batch, STATUS_FINISHED, total, done, resumed_from, self.counts, self.timings)
 
-    def _prepare(self, batch: str, after: int) -> None:
-        """The run's zone areas (_ZONE_M2) of the patches after `after`: counties and zones on two
+    def _prepare(self, batch: str) -> None:
+        """The run's zone areas (_ZONE_M2) of the batch's patches: counties and zones on two
         connections at once when the run has workers, else on the run's own connection."""
-        params = dict(batch=batch, v=self.params.subdivide_vertices, after=after)
+        params = dict(batch=batch, v=self.params.subdivide_vertices)
         for statement in _PREPARE:
             self._sql(_for_run(statement, self.run_id), **params)
         if self.engine is not None and self.commit and self.params.workers > 1:
@@ -558,9 +566,10 @@ class _Runner:
         for statement in _PREPARED:
             self._sql(_for_run(statement, self.run_id))
 
-    def _chunk(self, conn: Connection, batch: str, lo: int, hi: int, ids: list[int] | None = None) -> dict:
-        """Compare the patches with lo < id <= hi (and among `ids`) and upsert their leads (not committed)."""
+    def _chunk(self, conn: Connection, batch: str, ids: list[int]) -> dict:
+        """Compare the patches `ids` and upsert their leads (not committed)."""
         t = time.perf_counter()
+        lo, hi = min(ids) - 1, max(ids)       # bounds for the id indexes; `ids` says which
         conn.execute(text(_for_run(_COMPARE_SQL, self.run_id)), dict(batch=batch, lo=lo, hi=hi, ids=ids, run=self.run_id,
                                               sliver=self.params.sliver_m2, farmland=sorted(FARMLAND_CLASSES),
                                               violations=sorted(VIOLATIONS)))
@@ -575,7 +584,7 @@ class _Runner:
         self.counts["leads_created"] = self.counts.get("leads_created", 0) + stats["created"]
         self.counts["leads_updated"] = self.counts.get("leads_updated", 0) + stats["updated"]
 
-    def _in_parallel(self, batch: str, chunks: list[tuple[int, int, int]], done: int, total: int) -> int:
+    def _in_parallel(self, batch: str, chunks: list[list[int]], done: int, total: int) -> int:
         """Compare the chunks on `workers` connections at once (each prepares its own reference
         tables and commits its chunks). The run records the contiguous prefix of finished chunks,
         so a resumed run never skips a chunk (one finished beyond the prefix is compared again)."""
@@ -592,7 +601,7 @@ class _Runner:
                         i = pending.get_nowait()
                     except queue.Empty:
                         return
-                    stats = self._chunk(conn, batch, *chunks[i][:2])
+                    stats = self._chunk(conn, batch, chunks[i])
                     conn.commit()
                     finished.put((i, stats))
 
@@ -612,12 +621,12 @@ class _Runner:
                     continue
                 ended.add(i)
                 self._account(stats)
-                all_done += chunks[i][2]
+                all_done += len(chunks[i])
                 while prefix in ended:
                     prefix += 1
                 if prefix:
-                    self._set(patches_done=base + sum(n for _, _, n in chunks[:prefix]),
-                              last_patch_id=chunks[prefix - 1][1], timings=self.timings, counts=self.counts)
+                    self._set(patches_done=base + sum(len(c) for c in chunks[:prefix]),
+                              last_patch_id=chunks[prefix - 1][-1], timings=self.timings, counts=self.counts)
                 self._checkpoint()
                 self.progress(all_done, total)
         finally:
@@ -625,8 +634,8 @@ class _Runner:
             pool.shutdown(wait=True)
         return all_done
 
-    def _by_county(self, batch: str, after: int, done: int, total: int) -> int:
-        """Compare the patches after `after` partitioned by county, one task per county on a Dask
+    def _by_county(self, batch: str, done: int, total: int) -> int:
+        """Compare the batch's patches partitioned by county, one task per county on a Dask
         distributed LocalCluster of `workers` processes; each task runs `compare_partition` (this
         module's SQL) on its worker's own connection and commits its results and leads. The run
         records every finished partition (patches, timings, worker) and the ones still pending; a
@@ -635,7 +644,7 @@ class _Runner:
             raise ComparisonError("the dask engine needs a committed run (its workers have their own connections)")
         from dask.distributed import Client, LocalCluster, as_completed
         t = time.perf_counter()
-        parts = {str(county): ids for county, ids in self._sql(_for_run(_PARTITION_SQL, self.run_id), batch=batch, after=after)}
+        parts = {str(county): ids for county, ids in self._sql(_for_run(_PARTITION_SQL, self.run_id), batch=batch)}
         self._time("partition", time.perf_counter() - t)
         url = self.engine.url.render_as_string(hide_password=False)
         partitions = self.timings.setdefault("partitions", {})     # finished ones: a resumed run skips them
@@ -686,7 +695,7 @@ def compare_partition(url: str, run_id: int, batch: str, ids: list[int]) -> dict
         size = runner.params.chunk_size
         for k in range(0, len(ids), size):
             chunk = ids[k:k + size]
-            one = runner._chunk(conn, batch, chunk[0] - 1, chunk[-1], chunk)
+            one = runner._chunk(conn, batch, chunk)
             conn.commit()
             for key in ("compare", "leads", "created", "updated"):
                 stats[key] += one[key]

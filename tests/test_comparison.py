@@ -344,6 +344,12 @@ def test_interrupted_run_says_where_it_stopped_and_resumes(demo, engine, manifes
         stopped = get_run(conn, run_id)
     assert stopped["status"] == "interrupted" and stopped["patches_done"] == 6 and stopped["stage"] == "compare"
     assert stopped["last_patch_id"] is not None
+    with engine.connect() as conn:      # the two committed chunks: the first 6 patches in spatial order
+        first = [r[0] for r in conn.execute(text(
+            "SELECT id FROM change_patch WHERE batch = :b ORDER BY geom, id LIMIT 6"), {"b": DEMO_BATCH})]
+        assert sorted(first) == [r[0] for r in conn.execute(text(
+            "SELECT patch_id FROM comparison_result WHERE run_id = :r ORDER BY patch_id"), {"r": run_id})]
+    assert stopped["last_patch_id"] == first[-1]
     resumed = run_comparison(engine, DEMO_BATCH, requested_by="test")
     assert resumed.run_id == run_id and resumed.resumed_from == stopped["last_patch_id"]
     assert resumed.patches_done == resumed.patches_total == len(before)
@@ -376,7 +382,10 @@ def test_parallel_workers_give_the_serial_results(demo, engine):
     with engine.connect() as conn:
         run = get_run(conn, parallel.run_id)
     assert run["status"] == "finished" and run["patches_done"] == 15
-    assert run["last_patch_id"] == max(conn_ids(engine))
+    with engine.connect() as conn:       # chunks go in spatial order: the last patch is the last on the curve
+        last = conn.execute(text("SELECT id FROM change_patch WHERE batch = :b ORDER BY geom DESC, id DESC LIMIT 1"),
+                            {"b": DEMO_BATCH}).scalar_one()
+    assert run["last_patch_id"] == last != max(conn_ids(engine))
 
 
 def test_dask_county_partitions_give_the_single_node_results(demo, engine, test_settings):
