@@ -56,7 +56,8 @@ def compare_run(batch: str, restart: bool, sliver_m2: float, chunk_size: int, wo
     if bar is not None:
         bar.__exit__(None, None, None)
     if result.resumed_from:
-        click.echo(f"run {result.run_id}: resumed after patch id {result.resumed_from}")
+        click.echo(f"run {result.run_id}: resumed after its last committed chunk (ending with patch id "
+                   f"{result.resumed_from})")
     c = result.counts
     click.echo(f"run {result.run_id}: {c['patches']:,} patches compared, {c['violations']:,} violations; "
                f"leads {c.get('leads_created', 0)} created, {c.get('leads_updated', 0)} updated; "
