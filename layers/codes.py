@@ -164,6 +164,12 @@ yellow|黄（需核实）|Yellow (to verify)
 red|红（不合规）|Red (non-compliant)
 """)
 
+# what ran an approval's stored compliance check (table approval_check, services/compliance.py)
+COMPLIANCE_TRIGGER = _codes("compliance_trigger", "核查触发", "Check triggered by", """
+registration|登记时|At registration (the import batch)
+on_demand|按需|On demand
+""")
+
 APPROVAL_KIND = _codes("approval_kind", "审批类型", "Approval kind", """
 conversion|农用地转用|Farmland conversion
 expropriation|土地征收|Land expropriation

@@ -12,6 +12,7 @@ from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, Dat
 from sqlalchemy.dialects.postgresql import JSONB
 
 from layers.catalog import REGISTRY
+from layers.codes import COMPLIANCE_COLOUR, COMPLIANCE_TRIGGER
 from layers.registry import STAFF_ROLES, Field, FieldType, Layer, Link, STORAGE_SRID
 
 metadata = MetaData(naming_convention={
@@ -174,8 +175,6 @@ construction_quota = Table(
 # an approval, run at its registration (the import batch) or on demand (by whom); the latest (the
 # highest id) is what counts and its colour is copied to `approval.compliance`. Deleting the
 # approval (a batch rollback) deletes its checks.
-COMPLIANCE_TRIGGERS = ("registration", "on_demand")
-
 approval_check = Table(
     "approval_check", metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
@@ -187,8 +186,9 @@ approval_check = Table(
     Column("triggered_by", Text, nullable=False),
     Column("import_batch_id", BigInteger, ForeignKey("import_batch.id"), comment="the registering batch"),
     Column("requested_by", Text, nullable=False),
-    CheckConstraint("colour IN ('green', 'yellow', 'red')", name="ck_approval_check_colour"),
-    CheckConstraint(f"triggered_by IN ({', '.join(repr(t) for t in COMPLIANCE_TRIGGERS)})",
+    CheckConstraint(f"colour IN ({', '.join(repr(c) for c in COMPLIANCE_COLOUR.codes)})",
+                    name="ck_approval_check_colour"),
+    CheckConstraint(f"triggered_by IN ({', '.join(repr(t) for t in COMPLIANCE_TRIGGER.codes)})",
                     name="ck_approval_check_triggered_by"),
     CheckConstraint("(triggered_by = 'registration') = (import_batch_id IS NOT NULL)",
                     name="ck_approval_check_batch"),

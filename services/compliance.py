@@ -29,11 +29,12 @@ import json
 
 from sqlalchemy import Connection, text
 
+from layers.codes import COMPLIANCE_COLOUR, COMPLIANCE_TRIGGER
 from services.areas import area_sql as A
 
-RANK = {"green": 0, "yellow": 1, "red": 2}
-COLOURS = ("red", "yellow", "green")
-TRIGGERS = ("registration", "on_demand")
+RANK = {c: i for i, c in enumerate(COMPLIANCE_COLOUR.codes)}     # green 0, yellow 1, red 2
+COLOURS = tuple(reversed(COMPLIANCE_COLOUR.codes))                # red, yellow, green
+TRIGGERS = tuple(COMPLIANCE_TRIGGER.codes)
 FIGURES = ("area_m2", "farmland_m2", "balanced_m2", "basic_farmland_m2")
 
 
