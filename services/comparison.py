@@ -105,7 +105,7 @@ class RunResult:
 
 # --- the reference layers, prepared once per run ------------------------------------------
 
-# a chunk's statements: its patch ids (`:lo`, `:hi` bound them for the id indexes)
+# a chunk's statements: its patch ids
 _IDS = "id = ANY(CAST(:ids AS bigint[]))"
 
 # The patches of the batch the run has still to compare (those without a result of the run: a
@@ -122,8 +122,11 @@ def _for_run(sql: str, run_id: int) -> str:
     return sql.replace("_rRUN", f"_r{int(run_id)}")
 
 
+# the run's work table (also one a killed process left behind, dropped by the next run of the batch)
+_CLEANUP = "DROP TABLE IF EXISTS cmp_zone_m2_rRUN"
+
 _PREPARE = [
-    "DROP TABLE IF EXISTS cmp_zone_m2_rRUN",
+    _CLEANUP,
     "CREATE UNLOGGED TABLE cmp_zone_m2_rRUN (id bigint, kind text, code text, city text, m2 float8)",
 ]
 
@@ -163,9 +166,6 @@ _PREPARED = [
     "CREATE INDEX ON cmp_zone_m2_rRUN (id)",
     "ANALYZE cmp_zone_m2_rRUN",
 ]
-
-# the run's work table (also one a killed process left behind, dropped by the next run of the batch)
-_CLEANUP = "DROP TABLE IF EXISTS cmp_zone_m2_rRUN"
 
 
 A = area_sql  # noqa: E731 (short alias inside the SQL below)
@@ -234,7 +234,7 @@ _COMPARE_SQL = f"""
 WITH p AS MATERIALIZED (
   SELECT id, patch_no, batch, kind, detected_on, county_code, geom, {A('geom')} AS area,
          (class_after = '1202' OR coalesce(temporary, false) OR coalesce(false_change, false)) AS other
-  FROM change_patch WHERE batch = :batch AND id > :lo AND id <= :hi AND {_IDS}),
+  FROM change_patch WHERE batch = :batch AND {_IDS}),
 ap AS MATERIALIZED ({_union('approval', 'a', ' AND a.approved_on <= p.detected_on')}),
 sp AS MATERIALIZED ({_union('supply', 's', ' AND s.signed_on <= p.detected_on')}),
 bf AS MATERIALIZED ({_union('basic_farmland', 'b')}),
@@ -249,7 +249,7 @@ lu AS MATERIALIZED (
               LEFT JOIN ap ON ap.id = x.id) y
         GROUP BY y.id, y.class_code) k
   GROUP BY k.id),
-zp AS MATERIALIZED ({_zone_areas('z.id > :lo AND z.id <= :hi')}),
+zp AS MATERIALIZED ({_zone_areas('z.' + _IDS)}),
 zn AS (
   SELECT z.id, jsonb_object_agg(z.code, z.m2 ORDER BY z.code) FILTER (WHERE z.kind = 'plan' AND z.m2 > 0) AS by_code,
          sum(z.m2) FILTER (WHERE z.kind = 'plan' AND z.code IN ('030', '040')) AS restricted,
@@ -341,8 +341,7 @@ ON CONFLICT (patch_id) DO UPDATE SET
 # Leads: one per violating patch (source satellite), updated in place on a re-run; a lead still
 # 'new' whose patch no longer violates is dismissed (a person's verdict is never overwritten).
 _LEADS_SQL = f"""
-WITH r AS (SELECT * FROM comparison_result WHERE run_id = :run AND patch_id > :lo AND patch_id <= :hi
-           AND {_IDS.replace("id = ANY", "patch_id = ANY")}),
+WITH r AS (SELECT * FROM comparison_result WHERE run_id = :run AND patch_{_IDS}),
 upd AS (
   UPDATE violation_lead v SET
     categories = r.categories, run_id = r.run_id, area_m2 = r.area_m2, farmland_m2 = r.farmland_m2,
@@ -569,12 +568,11 @@ class _Runner:
     def _chunk(self, conn: Connection, batch: str, ids: list[int]) -> dict:
         """Compare the patches `ids` and upsert their leads (not committed)."""
         t = time.perf_counter()
-        lo, hi = min(ids) - 1, max(ids)       # bounds for the id indexes; `ids` says which
-        conn.execute(text(_for_run(_COMPARE_SQL, self.run_id)), dict(batch=batch, lo=lo, hi=hi, ids=ids, run=self.run_id,
+        conn.execute(text(_for_run(_COMPARE_SQL, self.run_id)), dict(batch=batch, ids=ids, run=self.run_id,
                                               sliver=self.params.sliver_m2, farmland=sorted(FARMLAND_CLASSES),
                                               violations=sorted(VIOLATIONS)))
         compared = time.perf_counter()
-        updated, created = conn.execute(text(_LEADS_SQL), dict(run=self.run_id, lo=lo, hi=hi, ids=ids)).one()
+        updated, created = conn.execute(text(_LEADS_SQL), dict(run=self.run_id, ids=ids)).one()
         return {"compare": compared - t, "leads": time.perf_counter() - compared, "created": created,
                 "updated": updated}
 
