@@ -9,7 +9,7 @@ from __future__ import annotations
 from geoalchemy2 import Geometry
 from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, Double, ForeignKey, Identity,
                         Integer, MetaData, SmallInteger, Table, Text, UniqueConstraint, func)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import INT8MULTIRANGE, JSONB
 
 from layers.catalog import REGISTRY
 from layers.codes import COMPLIANCE_COLOUR, COMPLIANCE_TRIGGER
@@ -104,14 +104,10 @@ import_batch = Table(
     Column("report", JSONB, nullable=False),
     Column("rolled_back_at", DateTime(timezone=True)),
     Column("rolled_back_by", Text),
+    # one range when the ids are contiguous (one INSERT … SELECT), not a row per feature (0014)
+    Column("row_ids", INT8MULTIRANGE, nullable=False, server_default="{}",
+           comment="The layer-table ids the batch inserted (for rollback)"),
     comment="导入批次: one committed import of a submitted file into a layer.",
-)
-
-import_batch_row = Table(
-    "import_batch_row", metadata,
-    Column("batch_id", BigInteger, primary_key=True),      # import_batch.id; no FK (bulk insert cost, 0011)
-    Column("row_id", BigInteger, primary_key=True),
-    comment="The layer-table ids a batch inserted (for rollback).",
 )
 
 # Staff accounts (工作人员账号): see services/accounts.py. The password is stored only as an

@@ -50,7 +50,7 @@ WITH a AS (
   FROM approval WHERE (CAST(:ids AS bigint[]) IS NULL OR id = ANY(:ids))
                   AND (CAST(:county AS text) IS NULL OR county_code = :county)
                   AND (CAST(:batch AS bigint) IS NULL
-                       OR id IN (SELECT row_id FROM import_batch_row WHERE batch_id = :batch))),
+                       OR id <@ (SELECT row_ids FROM import_batch WHERE id = :batch))),
 m AS (
   SELECT a.*,
     coalesce({_overlap('plan_zone', " AND z.zone_code IN ('030', '040')")}, 0) AS restricted_m2,

@@ -174,8 +174,6 @@ def committed(engine):
     yield
     with engine.begin() as conn:
         remove_reference(conn)
-        conn.execute(text("DELETE FROM import_batch_row WHERE batch_id IN (SELECT id FROM import_batch "
-                          "WHERE layer = 'approval' AND file_name LIKE '核查%')"))
         conn.execute(text("DELETE FROM import_batch WHERE layer = 'approval' AND file_name LIKE '核查%'"))
         for table in ("supervision_number", "supervision_counter"):      # issued to the test approvals
             conn.execute(text(f"DELETE FROM {table} WHERE region_code IN (:a, :b)"), dict(a=COUNTY_A, b=COUNTY_B))

@@ -69,8 +69,7 @@ def cli(test_settings, engine):
         add_counties(conn)
     yield create_app(test_settings).test_cli_runner()
     with engine.begin() as conn:       # the CLI commits: clean up everything this test made
-        conn.execute(text("DELETE FROM land_use WHERE id IN (SELECT row_id FROM import_batch_row)"))
-        conn.execute(text("DELETE FROM import_batch_row"))
+        conn.execute(text("DELETE FROM land_use t USING import_batch b WHERE t.id <@ b.row_ids"))
         conn.execute(text("DELETE FROM import_batch"))
         conn.execute(text("DELETE FROM admin_division WHERE code LIKE '2299%'"))
 

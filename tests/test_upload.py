@@ -24,8 +24,7 @@ def server(test_settings, engine):
     yield live, token, other
     live.stop()
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM land_use WHERE id IN (SELECT row_id FROM import_batch_row)"))
-        conn.execute(text("DELETE FROM import_batch_row"))
+        conn.execute(text("DELETE FROM land_use t USING import_batch b WHERE t.id <@ b.row_ids"))
         conn.execute(text("DELETE FROM import_batch"))
         conn.execute(text("DELETE FROM department_token WHERE id IN (:a, :b)"), dict(a=grant.id, b=other_grant.id))
         conn.execute(text("DELETE FROM admin_division WHERE code LIKE '2299%'"))

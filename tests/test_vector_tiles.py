@@ -286,7 +286,6 @@ def test_an_import_changes_the_tiles_of_its_area_and_a_rollback_restores_them(ti
     finally:
         with engine.begin() as conn:
             rollback_batch(conn, result.batch_id, user="tiles-test")
-            conn.execute(text("DELETE FROM import_batch_row WHERE batch_id = :b"), {"b": result.batch_id})
             conn.execute(text("DELETE FROM import_batch WHERE id = :b"), {"b": result.batch_id})
     caught_up(tiles_app, engine, "land_use")
     restored = tiles_server.get(here, headers=token)

@@ -22,8 +22,10 @@ def rollback_batch(conn: Connection, batch_id: int, user: str | None = None) -> 
     table = REGISTRY[batch.layer].table
     savepoint = conn.begin_nested()
     try:
-        deleted = conn.execute(text(f"DELETE FROM {table} t USING import_batch_row b "
-                                    "WHERE b.batch_id = :id AND t.id = b.row_id"), dict(id=batch_id)).rowcount
+        # one primary-key range scan per range of the batch's ids
+        deleted = conn.execute(text(f"DELETE FROM {table} t USING import_batch b, unnest(b.row_ids) r "
+                                    "WHERE b.id = :id AND t.id >= lower(r) AND t.id < upper(r)"),
+                               dict(id=batch_id)).rowcount
     except IntegrityError as exc:
         savepoint.rollback()
         raise ImportFailed(f"batch {batch_id}: its {batch.layer} rows are referenced by other records "

@@ -221,14 +221,21 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     ).scalar_one()
     rebuilt = _drop_indexes_for_bulk(cur, layer.table, n)
     cols = [f.name for f in staged]
+    # the batch's ids as ranges: one when they are contiguous (the usual case: nobody else inserted
+    # meanwhile), else range_agg over every id (its subquery runs only then)
     cur.execute(f"""
         WITH ins AS (
             INSERT INTO {layer.table} ({', '.join(cols)}, geom)
             SELECT {', '.join(stage.cast_sql(f) for f in staged)}, {stage.geometry_sql(layer)}
             FROM {batch.table} s ORDER BY s.row_no
-            RETURNING id)
-        INSERT INTO import_batch_row (batch_id, row_id) SELECT %(batch)s, id FROM ins""", dict(batch=batch_id))
-    result.rows_inserted = cur.rowcount
+            RETURNING id),
+        ids AS (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM ins)
+        UPDATE import_batch b SET row_ids = CASE
+            WHEN ids.n = 0 THEN '{{}}'::int8multirange
+            WHEN ids.hi - ids.lo + 1 = ids.n THEN int8multirange(int8range(ids.lo, ids.hi, '[]'))
+            ELSE (SELECT range_agg(int8range(id, id, '[]')) FROM ins) END
+        FROM ids WHERE b.id = %(batch)s RETURNING ids.n""", dict(batch=batch_id))
+    result.rows_inserted = cur.fetchone()[0]
     if rebuilt:
         progress(f"{name}: rebuilding {len(rebuilt)} indexes")
         for definition in rebuilt:
