@@ -264,14 +264,25 @@ def test_a_first_big_load_rebuilds_the_indexes_instead_of_maintaining_them(db, t
     db.execute(text("DELETE FROM land_use"))                 # a first load (rolled back with the test)
     fields = {"bsm": ["B1", "B2", "B3"], "parcel_no": ["1", "2", "3"], "class_code": ["0101", "0103", "0702"],
               "class_name": ["水田", "旱地", "农村宅基地"], "county_code": [COUNTY] * 3}
+    version = "SELECT version FROM tile_state.layer_version WHERE layer = 'land_use'"
+    boxes = ("SELECT version, ST_AsText(bbox) FROM tile_state.change WHERE layer = 'land_use' AND version > :v "
+             "ORDER BY version, id")
+    trigger = "SELECT tgenabled FROM pg_trigger WHERE tgname = 'tile_change_insert_land_use'"
+    emptied_at = db.execute(text(version)).scalar()
     first = import_file(db, "land_use", write_vector(tmp_path / "first.gpkg", parcels(3), fields, "GPKG"))
     assert "bulk load: 4 indexes of land_use rebuilt after the insert, then analysed" in [
         r["problem"] for r in first.report]
     assert db.execute(text(indexes)).all() == before and len(before) == 6
+    # the TRUNCATE of the empty table recorded the whole world; the insert (its trigger off) added nothing
+    assert db.execute(text(boxes), dict(v=emptied_at)).all() == [
+        (emptied_at + 1, "POLYGON((-180 -90,-180 90,180 90,180 -90,-180 -90))")]
+    assert db.execute(text(trigger)).scalar() == "O"          # on again
     assert [(r.bsm, r.class_code) for r in stored(db, "B")] == [("B1", "0101"), ("B2", "0103"), ("B3", "0702")]
     fields["bsm"] = ["B4", "B5", "B6"]           # the table now holds as many rows as the batch: maintained
     second = import_file(db, "land_use", write_vector(tmp_path / "second.gpkg", parcels(3), fields, "GPKG"))
     assert not any("bulk load" in r["problem"] for r in second.report) and len(stored(db, "B")) == 6
+    recorded = db.execute(text(boxes), dict(v=emptied_at + 1)).all()       # the insert's own boxes
+    assert recorded and {v for v, _ in recorded} == {emptied_at + 2}
 
 
 def test_report_lists_the_first_100_rows_of_each_problem_and_counts_the_rest(db, tmp_path):

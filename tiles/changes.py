@@ -87,14 +87,18 @@ _TRIGGERS = {
 }
 
 
+def trigger_name(op: str, table: str) -> str:
+    return f"tile_change_{op}_{table}"
+
+
 def trigger_names(table: str) -> list[str]:
-    return [f"tile_change_{op}_{table}" for op in _TRIGGERS]
+    return [trigger_name(op, table) for op in _TRIGGERS]
 
 
 def attach_change_triggers(execute: Callable[[str], object], tables: list[str] | None = None) -> None:
     for table in tables or [layer.table for layer in REGISTRY]:
         for op, timing in _TRIGGERS.items():
-            execute(f'CREATE TRIGGER "tile_change_{op}_{table}" {timing.format(t=table)} '
+            execute(f'CREATE TRIGGER "{trigger_name(op, table)}" {timing.format(t=table)} '
                     "EXECUTE FUNCTION tile_state.note_change()")
 
 
