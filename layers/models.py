@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (ARRAY, BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, Double, ForeignKey, Identity,
-                        Integer, MetaData, SmallInteger, Table, Text, UniqueConstraint, func)
+                        Index, Integer, MetaData, SmallInteger, Table, Text, UniqueConstraint, func)
 from sqlalchemy.dialects.postgresql import INT8MULTIRANGE, JSONB
 
 from layers.catalog import REGISTRY
@@ -155,6 +155,26 @@ comparison_run = Table(
     Column("counts", JSONB, nullable=False),
     Column("error", Text),
     comment="比对核查批次: one comparison run over a batch of change patches.",
+)
+
+# The plan zones, urban development boundary, ecological red line and counties cut by ST_Subdivide
+# for comparison runs, kept between runs; `comparison_zone_cache` (one row) records what they were
+# cut from (services.comparison.zone_pieces rebuilds them when that changes).
+comparison_zone_piece = Table(
+    "comparison_zone_piece", metadata,
+    Column("kind", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("city", Text),
+    Column("geom", Geometry("GEOMETRY", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Index("idx_comparison_zone_piece_geom", "geom", postgresql_using="gist"),
+    comment="比对核查: zones and counties cut by ST_Subdivide, reused by comparison runs",
+)
+comparison_zone_cache = Table(
+    "comparison_zone_cache", metadata,
+    Column("id", Integer, CheckConstraint("id = 1", name="ck_comparison_zone_cache_one_row"), primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("built_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="比对核查: what comparison_zone_piece was cut from (tables fingerprint, subdivide vertices)",
 )
 
 # Annual construction-land quotas (年度计划指标) per county, for the approval compliance check

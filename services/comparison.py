@@ -130,10 +130,49 @@ _PREPARE = [
     "CREATE UNLOGGED TABLE cmp_zone_m2_rRUN (id bigint, kind text, code text, city text, m2 float8)",
 ]
 
+# The zones and counties cut with ST_Subdivide into pieces of at most :v vertices
+# (comparison_zone_piece, kept between runs: see zone_pieces), and what they were cut from: a hash
+# of the columns the pieces take from each source table (the rows' hashes in sorted order: no
+# row order matters; ~40 ms for the demo province's 1,500 zones and divisions).
+_ZONE_SOURCES = {"plan_zone": "zone_code", "urban_boundary": "''", "eco_redline": "''",
+                 "admin_division": "concat_ws('|', code, parent_code, level)"}
+_ZONE_FINGERPRINT = "SELECT concat_ws(';', 'v' || CAST(:v AS int), " + ", ".join(
+    f"(SELECT '{t}:' || count(*) || ':' || coalesce(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT "
+    f"md5(convert_to(coalesce({cols}, ''), 'UTF8') || coalesce(ST_AsEWKB(geom), ''::bytea)) AS h FROM {t}) x)"
+    for t, cols in _ZONE_SOURCES.items()) + ")"
+_ZONE_PIECES = [
+    "DELETE FROM comparison_zone_piece",
+    """INSERT INTO comparison_zone_piece (kind, code, city, geom)
+    SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) FROM (
+      SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
+      UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
+      UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
+      UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
+        FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
+        WHERE a.level = 'county') z WHERE z.geom IS NOT NULL""",
+    """INSERT INTO comparison_zone_cache (id, fingerprint) VALUES (1, :f)
+    ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, built_at = now()""",
+    "ANALYZE comparison_zone_piece",
+]
+
+
+def zone_pieces(conn: Connection, vertices: int) -> bool:
+    """Make comparison_zone_piece hold the zones and counties as they are now, cut into pieces
+    of at most `vertices` vertices: cut again only when the source tables or `vertices` changed
+    since the last cut (not committed: the caller commits). Returns whether it cut them."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('onemap.comparison.zone_pieces'))"))
+    fingerprint = conn.execute(text(_ZONE_FINGERPRINT), {"v": vertices}).scalar_one()
+    if conn.execute(text("SELECT fingerprint FROM comparison_zone_cache WHERE id = 1")).scalar() == fingerprint:
+        return False
+    for statement in _ZONE_PIECES:
+        conn.execute(text(statement), {"v": vertices, "f": fingerprint})
+    return True
+
+
 # Per (patch, kind, code) — plan zones (by zone code), the urban development boundary, the
 # ecological red line and the counties (with their city) — the area of the patch inside, for
-# every patch of the run at once. The zone polygons meeting the batch's extent are cut with
-# ST_Subdivide into pieces of at most :v vertices, and the join is driven from the pieces: each
+# every patch of the run at once. The pieces of the zones (zone_pieces) meeting the batch's
+# extent drive the join: each
 # probes change_patch's GiST index once, and PostGIS prepares the piece once for all the patches
 # it meets. m2 is NULL when a piece covers the patch (its area is the patch's own), the piece's
 # area when the patch meets one piece of the code, else the area of the union of its pieces.
@@ -143,13 +182,7 @@ _ZONE_M2 = f"""INSERT INTO cmp_zone_m2_rRUN
 WITH box AS (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4490) AS g FROM change_patch
              WHERE batch = :batch),
 z AS MATERIALIZED (
-  SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) AS geom FROM (
-    SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
-    UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
-    UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
-    UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
-      FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
-      WHERE a.level = 'county') z, box
+  SELECT z.kind, z.code, z.city, z.geom FROM comparison_zone_piece z, box
   WHERE z.geom && box.g AND (CAST(:counties AS boolean) IS NULL OR (z.kind = 'county') = :counties))
 SELECT y.id, y.kind, y.code, y.city,
        CASE WHEN bool_or(y.cov) THEN NULL WHEN count(*) = 1 THEN min(y.m2)
@@ -547,9 +580,11 @@ class _Runner:
         return RunResult(self.run_id, batch, STATUS_FINISHED, total, done, resumed_from, self.counts, self.timings)
 
     def _prepare(self, batch: str) -> None:
-        """The run's zone areas (_ZONE_M2) of the batch's patches: counties and zones on two
-        connections at once when the run has workers, else on the run's own connection."""
+        """The run's zone areas (_ZONE_M2) of the batch's patches, from the zone pieces (cut again
+        first if the zones changed): counties and zones on two connections at once when the run
+        has workers, else on the run's own connection."""
         params = dict(batch=batch, v=self.params.subdivide_vertices)
+        zone_pieces(self.conn, self.params.subdivide_vertices)
         for statement in _PREPARE:
             self._sql(_for_run(statement, self.run_id), **params)
         if self.engine is not None and self.commit and self.params.workers > 1:

@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from services import department_tokens
 from services.comparison import (ComparisonError, Parameters, get_run, run_comparison, run_in_transaction,
-                                 where_it_stopped)
+                                 where_it_stopped, zone_pieces)
 
 GEOD = Geod(ellps="GRS80")
 LON0, LAT0, D = 110.0, 35.0, 0.001        # hand-made world: units of 0.001° around (110°E, 35°N)
@@ -290,6 +290,26 @@ def test_rerun_updates_results_and_leads_in_place(world):
     assert got["touching"]["categories"] == ["legal"]
     assert world.execute(text("SELECT run_id FROM violation_lead WHERE lead_no = 'WPT-touching'")).scalar() \
         == second.run_id
+
+
+def test_zone_pieces_are_kept_between_runs_and_cut_again_when_a_zone_changes(world):
+    first = run_in_transaction(world, BATCH)              # the world's zones are new: cut
+    assert zone_pieces(world, 256) is False               # nothing changed since: kept as they are
+    pieces = world.execute(text("SELECT kind, code, city FROM comparison_zone_piece WHERE geom && "
+                                "ST_MakeEnvelope(109.9, 34.9, 110.1, 35.1, 4490) ORDER BY 1, 2")).all()
+    assert pieces == [("county", "990101", "990100"), ("county", "990102", "990100"), ("plan", "010", None),
+                      ("plan", "030", None), ("urban", "urban", None)]
+    assert results(world)["legal"]["zone_m2"].keys() == {"010"}
+    # the zone under the "legal" patch becomes a restricted one (030): the next run cuts again
+    world.execute(text("UPDATE plan_zone SET zone_code = '030' WHERE zone_no LIKE 'T-Z010-%'"))
+    assert zone_pieces(world, 256) is True and zone_pieces(world, 256) is False
+    assert zone_pieces(world, 64) is True                 # another subdivide_vertices: cut again
+    second = run_in_transaction(world, BATCH)
+    legal = results(world)["legal"]
+    assert legal["run_id"] == second.run_id != first.run_id
+    assert legal["zone_m2"].keys() == {"030"}
+    assert legal["restricted_m2"] == pytest.approx(expected_areas("legal")["area_m2"], abs=0.01)
+    assert "outside_plan" in legal["categories"]
 
 
 # --- the demo province -------------------------------------------------------------------------

@@ -86,7 +86,9 @@ def test_geometries_are_cgcs2000_with_gist_indexes(engine):
             "SELECT f_table_name, srid, type FROM geometry_columns WHERE f_table_schema = 'public'"))}
         gist = {r.tablename for r in conn.execute(text(
             "SELECT tablename FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%USING gist (geom)%'"))}
-    assert set(columns) == set(LAYER_TABLES)
+    # the layers, and one derived work table: the zones cut for comparison runs (services.comparison)
+    assert set(columns) == set(LAYER_TABLES) | {"comparison_zone_piece"}
     for layer in REGISTRY:
         assert columns[layer.table] == (4490, layer.geometry.value), layer.name
-    assert gist == set(LAYER_TABLES)
+    assert columns["comparison_zone_piece"] == (4490, "GEOMETRY")
+    assert gist == set(LAYER_TABLES) | {"comparison_zone_piece"}
