@@ -267,7 +267,8 @@ _COMPARE_SQL = f"""
 WITH p AS MATERIALIZED (
   SELECT id, patch_no, batch, kind, detected_on, county_code, geom, {A('geom')} AS area,
          (class_after = '1202' OR coalesce(temporary, false) OR coalesce(false_change, false)) AS other
-  FROM change_patch WHERE batch = :batch AND {_IDS}),
+  FROM change_patch WHERE batch = :batch AND {_IDS}
+  ORDER BY geom),   -- the joins below probe the reference layers patch by patch in this order
 ap AS MATERIALIZED ({_union('approval', 'a', ' AND a.approved_on <= p.detected_on')}),
 sp AS MATERIALIZED ({_union('supply', 's', ' AND s.signed_on <= p.detected_on')}),
 bf AS MATERIALIZED ({_union('basic_farmland', 'b')}),
