@@ -201,7 +201,8 @@ def write(a, times: dict[str, list[float]], rows: dict[str, int]) -> None:
         "(geometry type/emptiness/validity with repair, required fields, numbers and dates, code lists, "
         "duplicates within the file and against the table, county codes, each parcel inside its county), then one "
         "INSERT … SELECT into `land_use` (a first big load rebuilds its 4 secondary indexes and analyses), the "
-        "tile-change trigger, the batch and its row ids.",
+        "tile-change triggers (on a first load the TRUNCATE's whole-world box; the insert's own trigger is off), the "
+        "batch and its id ranges.",
         f"- {a.rounds} rounds, the three loaders alternating (each round starts with the next one).",
         "",
         "| loader | rows | median s | rounds s | vs ogr2ogr |",
