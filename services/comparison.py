@@ -130,26 +130,26 @@ _PREPARE = [
     "CREATE UNLOGGED TABLE cmp_zone_m2_rRUN (id bigint, kind text, code text, city text, m2 float8)",
 ]
 
-# The zones and counties cut with ST_Subdivide into pieces of at most :v vertices
-# (comparison_zone_piece, kept between runs: see zone_pieces), and what they were cut from: a hash
-# of the columns the pieces take from each source table (the rows' hashes in sorted order: no
-# row order matters; ~40 ms for the demo province's 1,500 zones and divisions).
-_ZONE_SOURCES = {"plan_zone": "zone_code", "urban_boundary": "''", "eco_redline": "''",
-                 "admin_division": "concat_ws('|', code, parent_code, level)"}
-_ZONE_FINGERPRINT = "SELECT concat_ws(';', 'v' || CAST(:v AS int), " + ", ".join(
-    f"(SELECT '{t}:' || count(*) || ':' || coalesce(md5(string_agg(h, '' ORDER BY h)), '') FROM (SELECT "
-    f"md5(convert_to(coalesce({cols}, ''), 'UTF8') || coalesce(ST_AsEWKB(geom), ''::bytea)) AS h FROM {t}) x)"
-    for t, cols in _ZONE_SOURCES.items()) + ")"
+# What the zones' pieces are cut from: every polygon of the plan zones (by zone code), the urban
+# development boundary, the ecological red line and the counties (with their city).
+_ZONE_SOURCE = """SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
+  UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
+  UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
+  UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
+    FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
+    WHERE a.level = 'county'"""
+# The pieces (comparison_zone_piece, kept between runs: see zone_pieces) are what _ZONE_SOURCE
+# gives cut with ST_Subdivide into pieces of at most :v vertices; their fingerprint is :v and an
+# MD5 over _ZONE_SOURCE's rows (their hashes in sorted order: no row order matters; ~30 ms for the
+# demo province's 1,400 zones and counties).
+_ZONE_FINGERPRINT = f"""SELECT 'v' || CAST(:v AS int) || ':' || count(*) || ':'
+         || coalesce(md5(string_agg(h, '' ORDER BY h)), '')
+  FROM (SELECT md5(convert_to(concat_ws('|', z.kind, z.code, z.city), 'UTF8')
+                   || coalesce(ST_AsEWKB(z.geom), ''::bytea)) AS h FROM ({_ZONE_SOURCE}) z) x"""
 _ZONE_PIECES = [
     "DELETE FROM comparison_zone_piece",
-    """INSERT INTO comparison_zone_piece (kind, code, city, geom)
-    SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) FROM (
-      SELECT 'plan' AS kind, zone_code AS code, NULL::text AS city, geom FROM plan_zone
-      UNION ALL SELECT 'urban', 'urban', NULL, geom FROM urban_boundary
-      UNION ALL SELECT 'eco', 'eco', NULL, geom FROM eco_redline
-      UNION ALL SELECT 'county', a.code, coalesce(c.code, a.code), a.geom
-        FROM admin_division a LEFT JOIN admin_division c ON c.code = a.parent_code AND c.level = 'city'
-        WHERE a.level = 'county') z WHERE z.geom IS NOT NULL""",
+    f"""INSERT INTO comparison_zone_piece (kind, code, city, geom)
+    SELECT z.kind, z.code, z.city, ST_Subdivide(z.geom, :v) FROM ({_ZONE_SOURCE}) z WHERE z.geom IS NOT NULL""",
     """INSERT INTO comparison_zone_cache (id, fingerprint) VALUES (1, :f)
     ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, built_at = now()""",
     "ANALYZE comparison_zone_piece",
@@ -236,9 +236,6 @@ def _zone_areas(where: str = "") -> str:
   FROM cmp_zone_m2_rRUN z JOIN p ON p.id = z.id WHERE {where or 'true'}"""
 
 
-# (jsonb keeps an object's keys in its own order, whatever order they were added in: the
-# jsonb_object_agg calls below sort nothing; with `ORDER BY code` inside them every group was
-# sorted once more for nothing, ~10 % of a chunk's time.)
 # Per patch of `p`: its area per county (`by_county`) and the county holding its largest part
 # (ties: the lower code) with that county's city — the one rule for a patch's county, used by
 # the comparison and by the Dask path's partitioning. Reads `zp` (_zone_areas) rows of counties.
@@ -265,7 +262,9 @@ FROM p LEFT JOIN ct ON ct.id = p.id
 GROUP BY 1 ORDER BY count(*) DESC, 1"""
 
 # One statement per chunk: one set-based join per reference layer (grouped per patch), then
-# the overlaps per patch (ov), its categories (flags, cat), and the upsert.
+# the overlaps per patch (ov), its categories (flags, cat), and the upsert. The jsonb_object_agg calls
+# (here and in _COUNTY) take no ORDER BY: jsonb keeps an object's keys in its own order, whatever
+# order they came in, so sorting each group would change nothing (it cost ~10 % of a chunk).
 _COMPARE_SQL = f"""
 WITH p AS MATERIALIZED (
   SELECT id, patch_no, batch, kind, detected_on, county_code, geom, {A('geom')} AS area,
@@ -587,7 +586,7 @@ class _Runner:
         """The run's zone areas (_ZONE_M2) of the batch's patches, from the zone pieces (cut again
         first if the zones changed): counties and zones on two connections at once when the run
         has workers, else on the run's own connection."""
-        params = dict(batch=batch, v=self.params.subdivide_vertices)
+        params = dict(batch=batch)
         zone_pieces(self.conn, self.params.subdivide_vertices)
         for statement in _PREPARE:
             self._sql(_for_run(statement, self.run_id), **params)

@@ -4,8 +4,8 @@ counties cut by ST_Subdivide once, kept between comparison runs.
 Every run used to subdivide them again before computing its patches' zone and county areas
 (bench batch: ~0.5 s of a 1.8 s prepare stage on two connections). The pieces depend only on
 those four tables and the run's `subdivide_vertices`; `comparison_zone_cache` records the
-fingerprint they were cut from (per table its row count and a hash of the columns the pieces
-take), and a run finding another fingerprint cuts them again (services.comparison.zone_pieces).
+fingerprint they were cut from (the vertices and an MD5 over the rows they are cut from), and a
+run finding another fingerprint cuts them again (services.comparison.zone_pieces).
 
 Revision ID: 0015
 Revises: 0014
