@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import getpass
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -221,16 +221,11 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         dict(layer=layer.name, file=name, sha=sha, county=county, crs=epsg, user=user, n=n)
     ).scalar_one()
     rebuilt, emptied = _drop_indexes_for_bulk(cur, layer.table, n)
-    # the TRUNCATE's trigger bumped the layer's version and recorded the whole world: the insert's
-    # trigger (a transition table of every new row, for boxes inside that one) is off for the
-    # statement; the TRUNCATE's lock keeps everyone out, the rollback of a failure turns it on again
-    insert_trigger = changes.trigger_name("insert", layer.table)
-    if emptied:
-        cur.execute(f'ALTER TABLE {layer.table} DISABLE TRIGGER "{insert_trigger}"')
     cols = [f.name for f in staged]
     # the batch's ids as ranges: one when they are contiguous (the usual case: nobody else inserted
     # meanwhile), else range_agg over every id (its subquery runs only then)
-    cur.execute(f"""
+    with changes.inserts_after_truncate(cur, layer.table) if emptied else nullcontext():
+        cur.execute(f"""
         WITH ins AS (
             INSERT INTO {layer.table} ({', '.join(cols)}, geom)
             SELECT {', '.join(stage.cast_sql(f) for f in staged)}, {stage.geometry_sql(layer)}
@@ -242,9 +237,7 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
             WHEN ids.hi - ids.lo + 1 = ids.n THEN int8multirange(int8range(ids.lo, ids.hi, '[]'))
             ELSE (SELECT range_agg(int8range(id, id, '[]')) FROM ins) END
         FROM ids WHERE b.id = %(batch)s RETURNING ids.n""", dict(batch=batch_id))
-    result.rows_inserted = cur.fetchone()[0]
-    if emptied:
-        cur.execute(f'ALTER TABLE {layer.table} ENABLE TRIGGER "{insert_trigger}"')
+        result.rows_inserted = cur.fetchone()[0]
     if rebuilt:
         progress(f"{name}: rebuilding {len(rebuilt)} indexes")
         for definition in rebuilt:
