@@ -125,7 +125,6 @@ def categorise(inputs: dict) -> pd.DataFrame:
     res["other"] = patches["other"].to_numpy()
     res["detected_on"] = pd.to_datetime(patches["detected_on"]).to_numpy()
     res["area_m2"] = areas_m2(patches.geometry.values)
-    geom = pd.Series(patches.geometry.values, index=res.index)
 
     def dated(pieces, column):
         return pieces[pd.to_datetime(pieces[column]) <= pd.to_datetime(pieces["detected_on"])]
