@@ -285,6 +285,82 @@ def test_a_first_big_load_rebuilds_the_indexes_instead_of_maintaining_them(db, t
     assert recorded and {v for v, _ in recorded} == {emptied_at + 2}
 
 
+def _load(db, path, bulk_rows, monkeypatch, said=None):
+    """An import with BULK_ROWS set, and its progress messages."""
+    from etl.importer import engine as import_engine
+    monkeypatch.setattr(import_engine, "BULK_ROWS", bulk_rows)
+    said = [] if said is None else said
+    return import_file(db, "land_use", path, progress=said.append), said
+
+
+ROW_COLUMNS = ("SELECT bsm, parcel_no, class_code, class_name, county_code, area_m2, survey_date, "
+               "ST_AsEWKB(geom) AS geom FROM land_use ORDER BY id")
+
+
+def test_a_first_big_load_goes_straight_into_the_layer_and_stores_what_the_stage_stores(db, tmp_path, monkeypatch):
+    """The direct COPY of a first big load stores the same values as the stage and its insert:
+    single polygons made multi, the invalid one repaired, a missing area computed on the
+    ellipsoid, dates in each accepted form; the same ids, batch and report."""
+    db.execute(text("DELETE FROM land_use"))
+    geoms = parcels(5)
+    geoms[1] = shapely.MultiPolygon([geoms[1], shapely.box(125.11, 43.61, 125.111, 43.611)])
+    x, y = 125.104, 43.604
+    geoms[3] = shapely.Polygon([(x, y), (x + 0.001, y + 0.001), (x + 0.001, y), (x, y + 0.001), (x, y)])   # bowtie
+    fields = {"bsm": [f"S{i}" for i in range(5)], "parcel_no": ["1", "2", "3", "4", "5"],
+              "class_code": ["0101", "水田", "0702", "0103", "0101"], "class_name": ["水田", "水田", "宅基地", "旱地", "水田"],
+              "county_code": [COUNTY] * 5, "area_m2": ["1234.5", None, "+7", "1e3", "0.25"],
+              "survey_date": ["2020-01-05", "2020/1/5", "20201231", None, "2024.2.29"]}
+    path = write_vector(tmp_path / "five.gpkg", geoms, fields, "GPKG")
+    staged, said = _load(db, path, 1000, monkeypatch)            # not big: the stage and one INSERT
+    assert not any("loading" in m for m in said)
+    through_stage = db.execute(text(ROW_COLUMNS)).all()
+    rollback_batch(db, staged.batch_id)
+    version = db.execute(text("SELECT version FROM tile_state.layer_version WHERE layer = 'land_use'")).scalar()
+    direct, said = _load(db, path, 2, monkeypatch)
+    # the TRUNCATE recorded the whole world; the COPY, the repair and the areas (triggers off) nothing more
+    assert db.execute(text("SELECT version, ST_AsText(bbox) FROM tile_state.change WHERE layer = 'land_use' "
+                           "AND version > :v"), dict(v=version)).all() == [
+        (version + 1, "POLYGON((-180 -90,-180 90,180 90,180 -90,-180 -90))")]
+    assert f"five.gpkg: loading 5 rows into land_use" in said and not any("staging" in m for m in said)
+    stored_rows = db.execute(text(ROW_COLUMNS)).all()
+    assert [r[1:] for r in stored_rows] == [r[1:] for r in through_stage]
+    assert [str(r.survey_date) for r in stored_rows] == ["2020-01-05", "2020-01-05", "2020-12-31", "None", "2024-02-29"]
+    assert [r.area_m2 for r in stored_rows][2:] == [7.0, 1000.0, 0.25]
+    assert stored_rows[1].area_m2 == pytest.approx(geodesic_area_m2(geoms[1]), abs=0.01)
+    assert {shapely.from_wkb(bytes(r.geom)).geom_type for r in stored_rows} == {"MultiPolygon"}
+    assert db.execute(text("SELECT bool_and(ST_IsValid(geom)) FROM land_use")).scalar()
+    assert [r for r in direct.report if r["severity"] != "info"] == [r for r in staged.report if r["severity"] != "info"]
+    assert [r["row"] for r in direct.warnings] == [4] and "Self-intersection" in direct.warnings[0]["problem"]
+    ids = db.execute(text("SELECT min(id), max(id) FROM land_use")).one()
+    assert db.execute(text("SELECT row_ids::text FROM import_batch WHERE id = :b"), dict(b=direct.batch_id)).scalar() \
+        == f"{{[{ids[0]},{ids[1] + 1})}}"
+    assert rollback_batch(db, direct.batch_id) == 5 and db.execute(text("SELECT count(*) FROM land_use")).scalar() == 0
+
+
+def test_a_rejected_first_big_load_leaves_the_layer_and_its_indexes_as_they_were(db, tmp_path, monkeypatch):
+    """PostgreSQL refuses the direct COPY (a duplicate, a missing required value): rolled back to
+    its savepoint, the checks name the rows; a file in another CRS goes through the stage."""
+    db.execute(text("DELETE FROM land_use"))
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'land_use' ORDER BY 1"
+    before, kept = snapshot(db), db.execute(text(indexes)).all()
+    fields = {"bsm": ["R1", "R1", "R3"], "parcel_no": ["1", "2", "3"], "class_code": ["0101", "0103", "0702"],
+              "class_name": ["水田", None, "宅基地"], "county_code": [COUNTY] * 3}
+    said = []
+    with pytest.raises(BatchRejected) as info:
+        _load(db, write_vector(tmp_path / "bad.gpkg", parcels(3), fields, "GPKG"), 2, monkeypatch, said)
+    assert "bad.gpkg: loading 3 rows into land_use" in said and "bad.gpkg: staging 3 rows" in said   # refused: staged
+    errors = [(r["row"], r["field"], r["problem"]) for r in info.value.report if r["severity"] == "error"]
+    assert errors == [(1, "bsm", "duplicate 'R1' within the file"), (2, "bsm", "duplicate 'R1' within the file"),
+                      (2, "class_name", "required 地类名称 (class_name) is missing")]
+    assert snapshot(db) == before and db.execute(text(indexes)).all() == kept
+    fields.update(bsm=["G1", "G2", "G3"], class_name=["水田", "旱地", "宅基地"])
+    gk, said = _load(db, write_vector(tmp_path / "gk.gpkg", to_gk(parcels(3), 4588), fields, "GPKG", crs="EPSG:4588"),
+                     2, monkeypatch)
+    assert gk.source_crs == 4588 and "gk.gpkg: staging 3 rows" in said and gk.rows_inserted == 3
+    assert [shapely.from_wkb(bytes(r.geom)).equals_exact(shapely.MultiPolygon([p]), 1e-8)
+            for r, p in zip(db.execute(text(ROW_COLUMNS)).all(), parcels(3))] == [True] * 3
+
+
 def test_report_lists_the_first_100_rows_of_each_problem_and_counts_the_rest(db, tmp_path):
     n = 105
     fields = {"bsm": ["D1"] * (n - 1) + ["D2"], "parcel_no": [str(i) for i in range(n)],

@@ -93,16 +93,16 @@ def trigger_name(op: str, table: str) -> str:
 
 
 @contextmanager
-def inserts_after_truncate(cur, table: str) -> Iterator[None]:
-    """Around an INSERT into `table` in the transaction that just TRUNCATEd it (whose lock it
-    holds): the insert trigger off, the TRUNCATE's trigger having bumped the layer's version and
-    recorded the whole world — no transition table of every new row (1M parcels: ~1.1-1.5 s, ~290
-    MB of temp files) for boxes inside that one. On again after it; after an error, the rollback
-    of the transaction turns it on again."""
-    name = trigger_name("insert", table)
-    cur.execute(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"')
+def writes_after_truncate(cur, table: str) -> Iterator[None]:
+    """Around INSERTs and UPDATEs of `table` in the transaction that just TRUNCATEd it (whose lock
+    it holds): the insert and update triggers off, the TRUNCATE's trigger having bumped the layer's
+    version and recorded the whole world — no transition table of every new row (1M parcels:
+    ~1.1-1.5 s, ~290 MB of temp files) for boxes inside that one. On again after them; after an
+    error, the rollback of the transaction turns them on again."""
+    names = [trigger_name(op, table) for op in ("insert", "update")]
+    cur.execute("".join(f'ALTER TABLE {table} DISABLE TRIGGER "{name}"; ' for name in names))
     yield
-    cur.execute(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"')
+    cur.execute("".join(f'ALTER TABLE {table} ENABLE TRIGGER "{name}"; ' for name in names))
 
 
 def trigger_names(table: str) -> list[str]:

@@ -1,6 +1,7 @@
-"""One import: read → map → check coordinates and CRS → stage (COPY) → validate in SQL →
-insert in one statement → record the batch. All inside a savepoint: a rejected batch, or a
-dry run, leaves the database as it was.
+"""One import: read → map → settle coordinates and CRS and run the per-row checks (worker
+thread) while the rows go in: COPY into the stage, its set checks in SQL and one insert; or, for a
+first big load, COPY straight into the emptied layer → record the batch. All inside a
+savepoint: a rejected batch, or a dry run, leaves the database as it was.
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+import psycopg2
 from psycopg2.extras import Json
 from pyproj import Transformer
 from sqlalchemy import Connection, text
 
 from etl import corners
-from etl.importer import mapping, readers, safety, stage
+from etl.importer import checks, mapping, readers, safety, stage
 from etl.importer.crs import resolve
 from etl.importer.errors import BatchRejected, CrsProblem, ImportFailed, ReadFailed, UnsafeInput
 from etl.importer.safety import Limits
@@ -166,42 +168,78 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     if county is not None and lon_hint is None and _has_counties(conn):
         raise ReadFailed(f"{name}: --county {county} is not a county in admin_division")
 
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        if source.corner_text is not None:
-            geometry = _corner_geometry(source, name, crs, lon_hint)
-            if "corners" in {f.name for f in layer.fields}:
-                values.setdefault("corners", [source.corner_text])
-                values.setdefault("corner_crs", [str(geometry.epsg)])
-        else:
-            def settle():
-                return pool.submit(_settle, source, name, crs, lon_hint, rows, report)
-            geometry = None if source.wkb is not None else settle().result()
+    if source.corner_text is not None:
+        geometry = _corner_geometry(source, name, crs, lon_hint)
+        if "corners" in {f.name for f in layer.fields}:
+            values.setdefault("corners", [source.corner_text])
+            values.setdefault("corner_crs", [str(geometry.epsg)])
+    elif source.wkb is None:         # CSV, spreadsheets: Shapely geometries made while reading
+        geometry = _settle(source, name, crs, lon_hint, rows, report)
+    else:                            # GDAL formats: settled in the worker thread, below
+        geometry = None
 
-        fill = _fillable(layer, values, county)
-        for f in layer.fields:
-            if f.required and f.name not in values and f.name not in fill:
-                report.append(_entry("error", f"required field {f.zh} ({f.name}) has no column in the file",
-                                     field_=f.name))
-        _codes_from_labels(layer, values)
-        if source.excel_epoch is not None:
-            report.extend(_excel_dates(layer, values, source.excel_epoch))
-        staged = [f for f in layer.fields if f.name in values or f.name in fill]
-        cur = conn.connection.driver_connection.cursor()
-        if n >= BULK_ROWS:     # the duplicate hash, the trigger's transition table, the index sorts stay in memory
-            cur.execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '1GB'")
-        batch = _Batch(cur, stage.name(layer, sha), layer, staged, values, fill, county, rows, name, progress,
-                       "county_code" in {f.name for f in staged} and _has_counties(conn))
-        if geometry is None:   # optimistic: the file's WKB staged as it is (EPSG:4490, readable); Shapely
-            settling = []      # checks that in a thread while PostgreSQL validates (shapely holds the GIL)
-            found = batch.stage_and_check(source.wkb, after_copy=lambda: settling.append(settle()))
-            geometry = settling[0].result()
-            if not geometry.as_read:       # transformed, swapped or partly unreadable: stage Shapely's
-                found = batch.stage_and_check(shapely.to_wkb(geometry.geoms), geometry.bad_rows)
+    fill = _fillable(layer, values, county)
+    for f in layer.fields:
+        if f.required and f.name not in values and f.name not in fill:
+            report.append(_entry("error", f"required field {f.zh} ({f.name}) has no column in the file",
+                                 field_=f.name))
+    _codes_from_labels(layer, values)
+    if source.excel_epoch is not None:
+        report.extend(_excel_dates(layer, values, source.excel_epoch))
+    staged = [f for f in layer.fields if f.name in values or f.name in fill]
+    cur = conn.connection.driver_connection.cursor()
+    if n >= BULK_ROWS:     # the duplicate hash, the trigger's transition table, the index sorts stay in memory
+        cur.execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '1GB'")
+    filled = _filled(layer, values, fill, county, n)
+    staged_values = {f.name: stage.text_column(filled.get(f.name), n) for f in staged}
+    county_rows = "county_code" in staged_values and _has_counties(conn)
+    policy = mapping.geometry_policy(layer.name)
+    plan = checks.plan(layer, staged, county_rows, policy, {f for f, how in fill.items() if how in ("issued", "computed")})
+    known, outlines = _divisions(cur, staged_values["county_code"]) if county_rows else (frozenset(), {})
+    batch = _Batch(cur, stage.name(layer, sha), staged, staged_values, rows, name, progress)
+
+    def settle_and_check(geometry):
+        """In the worker thread: the geometries settled (GDAL formats), then every per-row check."""
+        if geometry is None:
+            geometry = _settle(source, name, crs, lon_hint, rows, report)
+        subject = checks.Rows(layer, staged_values, geometry.geoms, county, known, outlines)
+        by_check = checks.run_per_row(plan, subject, rows)
+        return geometry, by_check, subject.invalid if policy == "repair" else ()
+
+    rebuilt, emptied = _drop_indexes_for_bulk(cur, layer.table, n)
+    direct = _direct_columns(layer, staged, staged_values, source.wkb) if emptied and geometry is None else None
+
+    # while Shapely reads and checks the geometries in the worker thread, the file's WKB (optimistic:
+    # EPSG:4490, readable) goes straight into the emptied layer (a first big load), else into the stage
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(settle_and_check, geometry)
+        first_id = _load_directly(cur, layer.table, *direct, rebuilt, name, progress) if direct else None
+        if first_id is None:
+            batch.stage(source.wkb if geometry is None else shapely.to_wkb(geometry.geoms))
+            progress(f"{name}: validating")
+            by_check = batch.set_checks(plan)
+        else:      # the emptied table holds no value to be duplicated; no field refers to another table
+            by_check = {id(c): [] for c in plan if not c.per_row}
+        geometry, by_row, invalid = checking.result()
+    by_check.update(by_row)
+    if source.wkb is not None and not geometry.as_read:       # transformed, swapped or partly unreadable
+        if first_id is not None:
+            cur.execute(f"ROLLBACK TO SAVEPOINT {DIRECT_LOAD}; RELEASE SAVEPOINT {DIRECT_LOAD}")
+            first_id = None
+            batch.stage(shapely.to_wkb(geometry.geoms))
+            by_check.update(batch.set_checks(plan))
         else:
-            found = batch.stage_and_check(shapely.to_wkb(geometry.geoms), geometry.bad_rows)
-    finally:
-        pool.shutdown()
+            batch.stage(shapely.to_wkb(geometry.geoms))
+    invalid_rows = [rows[i] for i in invalid]
+    if first_id is not None:
+        cur.execute(f"RELEASE SAVEPOINT {DIRECT_LOAD}")
+        with changes.writes_after_truncate(cur, layer.table):
+            found = _repair(cur, layer.table, "id", [first_id + int(i) for i in invalid], invalid_rows)
+    else:
+        found = _repair(cur, batch.table, "row_no", invalid_rows, invalid_rows)
+    for check in plan:
+        found.extend(r for r in by_check[id(check)]
+                     if not (r["row"] in geometry.bad_rows and r["problem"] == "no geometry"))
     epsg = geometry.epsg
     report.extend(geometry.entries)
     report.append(_entry("info", f"source CRS EPSG:{epsg} ({geometry.how})"))
@@ -220,33 +258,23 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         VALUES (:layer, :file, :sha, :county, :crs, :user, 'committed', :n, 0, '[]') RETURNING id"""),
         dict(layer=layer.name, file=name, sha=sha, county=county, crs=epsg, user=user, n=n)
     ).scalar_one()
-    rebuilt, emptied = _drop_indexes_for_bulk(cur, layer.table, n)
-    cols = [f.name for f in staged]
-    # the batch's ids as ranges: one when they are contiguous (the usual case: nobody else inserted
-    # meanwhile), else range_agg over every id (its subquery runs only then)
-    with changes.inserts_after_truncate(cur, layer.table) if emptied else nullcontext():
-        cur.execute(f"""
-        WITH ins AS (
-            INSERT INTO {layer.table} ({', '.join(cols)}, geom)
-            SELECT {', '.join(stage.cast_sql(f) for f in staged)}, {stage.geometry_sql(layer)}
-            FROM {batch.table} s ORDER BY s.row_no
-            RETURNING id),
-        ids AS (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM ins)
-        UPDATE import_batch b SET row_ids = CASE
-            WHEN ids.n = 0 THEN '{{}}'::int8multirange
-            WHEN ids.hi - ids.lo + 1 = ids.n THEN int8multirange(int8range(ids.lo, ids.hi, '[]'))
-            ELSE (SELECT range_agg(int8range(id, id, '[]')) FROM ins) END
-        FROM ids WHERE b.id = %(batch)s RETURNING ids.n""", dict(batch=batch_id))
-        result.rows_inserted = cur.fetchone()[0]
+    if first_id is not None:
+        last_id = first_id + n - 1
+        if "area_m2" in staged_values and staged_values["area_m2"].null_count:   # not given: on the ellipsoid
+            with changes.writes_after_truncate(cur, layer.table):
+                cur.execute(f"UPDATE {layer.table} SET area_m2 = {area_sql('geom')} "
+                            "WHERE id BETWEEN %(lo)s AND %(hi)s AND area_m2 IS NULL", dict(lo=first_id, hi=last_id))
+        cur.execute("UPDATE import_batch SET row_ids = int8multirange(int8range(%(lo)s, %(hi)s, '[]')) "
+                    "WHERE id = %(batch)s", dict(lo=first_id, hi=last_id, batch=batch_id))
+        result.rows_inserted = n
+    else:
+        _insert(cur, layer, staged, batch.table, batch_id, result, rebuilt, emptied)
     if rebuilt:
-        progress(f"{name}: rebuilding {len(rebuilt)} indexes")
-        for definition in rebuilt:
-            cur.execute(definition)
-        cur.execute(f"ANALYZE {layer.table}")
         report.append(_entry("info", f"bulk load: {len(rebuilt)} indexes of {layer.table} rebuilt after the insert, "
                                      "then analysed"))
     result.batch_id = batch_id
-    cur.execute(f"DROP TABLE {batch.table}")
+    if batch.created:
+        cur.execute(f"DROP TABLE {batch.table}")
     if layer.name == "approval":     # 建设用地审批合规性核查 at registration, one query for the batch
         progress(f"{name}: compliance check")
         result.compliance = check_and_record(conn, triggered_by="registration", requested_by=user,
@@ -257,6 +285,79 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     cur.execute("UPDATE import_batch SET rows_inserted = %(k)s, report = %(r)s WHERE id = %(id)s",
                 dict(k=result.rows_inserted, r=Json(report), id=batch_id))
     return result
+
+
+def _insert(cur, layer: Layer, staged, table: str, batch_id: int, result: ImportResult, rebuilt: list[str],
+            emptied: bool) -> None:
+    """The stage's rows into the layer, cast, in one statement; the batch's ids kept as ranges: one
+    when they are contiguous (the usual case: nobody else inserted meanwhile), else range_agg over
+    every id (its subquery runs only then). Then the dropped indexes rebuilt."""
+    cols = [f.name for f in staged]
+    with changes.writes_after_truncate(cur, layer.table) if emptied else nullcontext():
+        cur.execute(f"""
+        WITH ins AS (
+            INSERT INTO {layer.table} ({', '.join(cols)}, geom)
+            SELECT {', '.join(stage.cast_sql(f) for f in staged)}, {stage.geometry_sql(layer)}
+            FROM {table} s ORDER BY s.row_no
+            RETURNING id),
+        ids AS (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM ins)
+        UPDATE import_batch b SET row_ids = CASE
+            WHEN ids.n = 0 THEN '{{}}'::int8multirange
+            WHEN ids.hi - ids.lo + 1 = ids.n THEN int8multirange(int8range(ids.lo, ids.hi, '[]'))
+            ELSE (SELECT range_agg(int8range(id, id, '[]')) FROM ins) END
+        FROM ids WHERE b.id = %(batch)s RETURNING ids.n""", dict(batch=batch_id))
+        result.rows_inserted = cur.fetchone()[0]
+    _rebuild(cur, layer.table, rebuilt)
+
+
+def _rebuild(cur, table: str, definitions: list[str]) -> None:
+    for definition in definitions:
+        cur.execute(definition)
+    if definitions:
+        cur.execute(f"ANALYZE {table}")
+
+
+DIRECT_LOAD = "onemap_direct_load"
+
+
+def _direct_columns(layer: Layer, staged, values: dict[str, pa.Array], wkb: pa.Array) -> tuple[list[str], list] | None:
+    """The columns of a first big load COPYed straight into the layer, each value in its binary
+    form; None where the stage is needed: a field referring to another table (a set check), a
+    number issued at registration, a type or value the encoding leaves to the insert's casts."""
+    if layer.name in SUPERVISION_KIND or any(f.references for f in staged):
+        return None
+    geom = stage.layer_wkb(layer, wkb)
+    encoded = [stage.encode(f, values[f.name]) for f in staged]
+    if geom is None or any(e is None for e in encoded):
+        return None
+    return [f.name for f in staged] + ["geom"], encoded + [geom]
+
+
+def _load_directly(cur, table: str, names: list[str], columns: list, rebuilt: list[str], name: str,
+                   progress) -> int | None:
+    """A first big load: the rows COPYed into the layer itself (TRUNCATEd in this transaction, so
+    without WAL; its tile-change insert trigger off), under ids reserved for them (the TRUNCATE's
+    lock keeps every other writer out), the dropped indexes rebuilt; the checks run meanwhile.
+    Returns the first id, the savepoint DIRECT_LOAD still open (released once the checks pass);
+    None if PostgreSQL refused a row (a missing required value, a duplicate, ...: the checks
+    report it), everything since the savepoint undone."""
+    n = len(columns[0])
+    cur.execute("SELECT nextval(pg_get_serial_sequence(%(t)s, 'id'))", dict(t=table))
+    first = cur.fetchone()[0]
+    cur.execute("SELECT setval(pg_get_serial_sequence(%(t)s, 'id'), %(last)s)", dict(t=table, last=first + n - 1))
+    cur.execute(f"SAVEPOINT {DIRECT_LOAD}")
+    progress(f"{name}: loading {n:,d} rows into {table}")
+    try:
+        with changes.writes_after_truncate(cur, table):
+            stage.copy_binary(cur, table, ["id", *names], [stage.fixed(np.arange(first, first + n, dtype=">i8")),
+                                                            *columns],
+                              progress=lambda done, total: progress(f"{name}: loaded {done:,d} of {total:,d} rows"))
+    except psycopg2.DatabaseError:
+        cur.execute(f"ROLLBACK TO SAVEPOINT {DIRECT_LOAD}; RELEASE SAVEPOINT {DIRECT_LOAD}")
+        return None
+    progress(f"{name}: rebuilding {len(rebuilt)} indexes")
+    _rebuild(cur, table, rebuilt)
+    return first
 
 
 def _name_sheet(report: list[dict], sheet: str | None) -> list[dict]:
@@ -361,48 +462,30 @@ def _settle(source: readers.Source, name: str, crs: int | None, lon_hint: float 
 
 
 class _Batch:
-    """Staging (COPY) and validation (SQL) of one batch; run again if the geometries change."""
+    """The stage of one batch (COPY) and the set checks over it (SQL)."""
 
-    def __init__(self, cur, table: str, layer: Layer, staged, values: dict, fill: dict, county: str | None,
-                 rows: list[int], name: str, progress, county_rows: bool):
-        self.cur, self.table, self.layer, self.staged, self.values = cur, table, layer, staged, values
-        self.fill, self.county, self.rows, self.name, self.progress = fill, county, rows, name, progress
-        self.county_rows = county_rows
+    def __init__(self, cur, table: str, staged, values: dict[str, pa.Array], rows: list[int], name: str, progress):
+        self.cur, self.table, self.staged, self.values = cur, table, staged, values
+        self.rows, self.name, self.progress = rows, name, progress
+        self.created = False
 
-    def stage_and_check(self, wkb, bad_rows: set[int] = frozenset(), after_copy=lambda: None) -> list[dict]:
+    def stage(self, wkb) -> None:
+        """The rows into a new stage table, then analysed."""
         n, name, progress = len(self.rows), self.name, self.progress
+        self.created = True
         progress(f"{name}: staging {n:,d} rows")
         stage.create(self.cur, self.table, self.staged)
-        values = self.staged_values = _filled(self.layer, self.values, self.fill, self.county, n)
-        columns, rows = [values.get(f.name) for f in self.staged], self.rows
-        order = stage.county_order(stage.text_column(values.get("county_code"), n)) if self.county_rows else None
-        if order is not None:          # the rows grouped by county for the county check (row numbers kept)
-            columns = [None if c is None else stage.text_column(c, n).take(order) for c in columns]
-            wkb = stage.wkb_column(wkb, n).take(order)
-            rows = np.asarray(rows)[order].tolist()
-        stage.copy_rows(self.cur, self.table, [f.name for f in self.staged], columns, wkb, rows,
+        stage.copy_rows(self.cur, self.table, [f.name for f in self.staged], [self.values[f.name] for f in self.staged],
+                        wkb, self.rows,
                         progress=lambda done, total: progress(f"{name}: staged {done:,d} of {total:,d} rows"))
-        after_copy()
         # the planner's row counts and value statistics (not the geometry's): parallel scans, hash joins;
         # a sample of 3,000 rows tells enough (the default 30,000 read 1/4 of a 1M-row stage's pages)
         with _setting(self.cur, "default_statistics_target", "10"):
             self.cur.execute(f"ANALYZE {self.table} ({', '.join(['row_no', *(f.name for f in self.staged)])})")
-        progress(f"{name}: validating")
-        found: list[dict] = []
-        policy = mapping.geometry_policy(self.layer.name)
-        if policy == "repair" and self.layer.geometry.value == "MULTIPOLYGON":
-            found.extend(_repair(self.cur, self.table))
-        later = {f for f, how in self.fill.items() if how in ("issued", "computed")}
-        checks = stage.checks(self.layer, self.table, self.staged, self.county_rows, policy, later)
-        params = {"declared_county": self.county}
-        by_check = _check_rows(self.cur, self.table, [c for c in checks if c.per_row], params)
-        for check in checks:
-            if check.within_file:
-                rows = _in_file_duplicates(check, stage.text_column(self.staged_values.get(check.field), n), self.rows)
-            else:
-                rows = by_check[id(check)] if check.per_row else _check(self.cur, self.table, check, params)
-            found.extend(r for r in rows if not (r["row"] in bad_rows and r["problem"] == "no geometry"))
-        return found
+
+    def set_checks(self, plan: list[checks.Check]) -> dict[int, list[dict]]:
+        """The report entries of the plan's set checks, by id() of the check."""
+        return {id(c): _check(self.cur, self.table, c) for c in plan if not c.per_row}
 
 
 def _to_storage(geoms: np.ndarray, epsg: int) -> np.ndarray:
@@ -487,37 +570,30 @@ def _codes_from_labels(layer: Layer, values: dict) -> None:
                                   for v in col]
 
 
-def _repair(cur, table: str) -> list[dict]:
-    """Invalid (multi)polygons made valid; each change reported with the areas before and after.
-    The invalid rows are found first (a read: both cores), then only they are updated."""
-    cur.execute(f"SELECT row_no FROM {table} WHERE ST_GeometryType(geom) IN ('ST_Polygon', 'ST_MultiPolygon') "
-                "AND NOT ST_IsValid(geom)")
-    invalid = [row for row, in cur.fetchall()]
-    if not invalid:
+def _repair(cur, table: str, key: str, keys: list[int], rows: list[int]) -> list[dict]:
+    """The invalid (multi)polygons whose `key` is in `keys` (the stage's row numbers, or the
+    layer's ids) made valid; each change reported for its row (`rows`, in the order of `keys`)
+    with PostGIS's reason and the areas before and after (a row PostGIS finds valid is left alone)."""
+    if not keys:
         return []
+    row_of = dict(zip(keys, rows))
     cur.execute(f"""
         WITH fixed AS (
-            SELECT row_no, ST_IsValidReason(geom) AS reason, {area_sql('geom')} AS before,
+            SELECT {key} AS k, ST_IsValidReason(geom) AS reason, {area_sql('geom')} AS before,
                    ST_Multi(ST_CollectionExtract(ST_MakeValid(geom), 3)) AS g
-            FROM {table} WHERE row_no = ANY(%(rows)s))
-        UPDATE {table} s SET geom = f.g FROM fixed f WHERE s.row_no = f.row_no
-        RETURNING s.row_no, f.reason, f.before, {area_sql('f.g')}""", dict(rows=invalid))
+            FROM {table} WHERE {key} = ANY(%(keys)s) AND NOT ST_IsValid(geom))
+        UPDATE {table} s SET geom = f.g FROM fixed f WHERE s.{key} = f.k
+        RETURNING f.k, f.reason, f.before, {area_sql('f.g')}""", dict(keys=keys))
     return [_entry("warning", f"invalid geometry repaired ({reason}); area {before:,.1f} → {after:,.1f} m²", row=row)
-            for row, reason, before, after in sorted(cur.fetchall())]
+            for row, reason, before, after in sorted((row_of[k], *rest) for k, *rest in cur.fetchall())]
 
 
-def _found(check: stage.Check, found: list[tuple[int, str]], total: int) -> list[dict]:
-    out = [_entry("error", msg, row=row, field_=check.field) for row, msg in found]
-    if total > len(found):
-        out.append(_entry("error", f"... and {total - len(found)} more rows with this problem", field_=check.field))
-    return out
-
-
-def _in_file_duplicates(check: stage.Check, values: pa.Array, rows: list[int]) -> list[dict]:
-    at = stage.duplicates(values)
-    found = sorted((rows[i], i) for i in at)[:stage.REPORT_CAP]
-    return _found(check, [(row, f"duplicate {stage.quote_literal(values[i].as_py())} within the file")
-                          for row, i in found], len(at))
+def _divisions(cur, codes: pa.Array) -> tuple[frozenset[str], dict]:
+    """Of the county codes the rows name, those of admin_division, and their outlines (Shapely)."""
+    named = [c for c in pc.unique(codes).to_pylist() if c is not None]
+    cur.execute("SELECT code, ST_AsBinary(geom) FROM admin_division WHERE code = ANY(%(c)s)", dict(c=named))
+    found = cur.fetchall()
+    return frozenset(code for code, _ in found), {code: shapely.from_wkb(bytes(wkb)) for code, wkb in found if wkb}
 
 
 @contextmanager
@@ -530,39 +606,11 @@ def _setting(cur, name: str, value: str):
     cur.execute("SELECT set_config(%(n)s, %(v)s, true)", dict(n=name, v=before))
 
 
-def _check(cur, table: str, check: stage.Check, params: dict) -> list[dict]:
-    cur.execute(f"SELECT s.row_no, {check.problem}, count(*) OVER () FROM {table} s {check.joins} "
-                f"WHERE {check.predicate} ORDER BY s.row_no LIMIT {stage.REPORT_CAP}", {**check.params, **params})
+def _check(cur, table: str, check: checks.Check) -> list[dict]:
+    cur.execute(f"SELECT s.row_no, {check.problem_sql}, count(*) OVER () FROM {table} s "
+                f"WHERE {check.predicate} ORDER BY s.row_no LIMIT {checks.REPORT_CAP}")
     found = cur.fetchall()
-    return _found(check, [(row, msg) for row, msg, _ in found], found[0][2] if found else 0)
-
-
-def _check_rows(cur, table: str, checks: list[stage.Check], params: dict) -> dict[int, list[dict]]:
-    """The per-row checks in one scan: the rows failing any, with the problem of each check they fail
-    (the first REPORT_CAP rows per check, and how many in all); by id() of the check."""
-    if not checks:
-        return {}
-    problems = ", ".join(f"CASE WHEN {c.predicate} THEN {c.problem} END" for c in checks)
-    # the planner expects most rows to fail some check (a negated regex: ~all rows) and so to pass
-    # through the Gather: told the passing is free, it scans on both cores (1M parcels: 2.9 -> 1.8 s)
-    with _setting(cur, "parallel_tuple_cost", "0"):
-        cur.execute(f"""
-            SELECT k, row_no, problem, n FROM (
-                SELECT p.k, f.row_no, p.problem, count(*) OVER (PARTITION BY p.k) AS n,
-                       row_number() OVER (PARTITION BY p.k ORDER BY f.row_no) AS i
-                FROM (SELECT s.row_no, ARRAY[{problems}]::text[] AS problems FROM {table} s
-                      WHERE {' OR '.join(f'({c.predicate})' for c in checks)}) f,
-                     unnest(f.problems) WITH ORDINALITY AS p(problem, k)
-                WHERE p.problem IS NOT NULL) r
-            WHERE i <= {stage.REPORT_CAP} ORDER BY k, row_no""",
-                    {k: v for c in checks for k, v in c.params.items()} | params)
-        rows = cur.fetchall()
-    found: dict[int, list[tuple[int, str]]] = {k: [] for k in range(1, len(checks) + 1)}
-    totals = dict.fromkeys(found, 0)
-    for k, row, problem, total in rows:
-        found[k].append((row, problem))
-        totals[k] = total
-    return {id(c): _found(c, found[k], totals[k]) for k, c in enumerate(checks, start=1)}
+    return checks.entries(check, [(row, msg) for row, msg, _ in found], found[0][2] if found else 0)
 
 
 def _issue_numbers(conn: Connection, cur, layer: Layer, staged, table: str) -> None:
