@@ -70,8 +70,13 @@ class Source:
                 self._geometries = in_pieces(lambda part: shapely.from_wkb(part, on_invalid="ignore"), wkb)
         return self._geometries
 
+    def forget_geometries(self) -> None:
+        """Free the Shapely geometries read from `wkb` (read again on next use)."""
+        if self.wkb is not None:
+            self._geometries = None
 
-PIECE = 50_000    # a Shapely call holds the GIL throughout: the engine reads in pieces of this many
+
+PIECE = 5_000    # a Shapely call holds the GIL throughout: the engine reads in pieces of this many
 
 
 def in_pieces(fn, values: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ crashed import takes it away with its rollback; a successful one drops it before
 """
 from __future__ import annotations
 
-import io
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 import numpy as np
@@ -106,28 +106,53 @@ def copy_rows(cur, stage: str, field_names: list[str], columns: list, geoms, row
                 progress)
 
 
-def copy_binary(cur, table: str, names: list[str], columns: list[pa.Array], progress=lambda done, total: None) -> None:
-    """COPY in PostgreSQL's binary format: per column an Arrow binary (or text) array of each
+def copy_binary(cur, table: str, names: list[str], columns: list[pa.Array], progress=lambda done, total: None,
+                started=lambda: None) -> None:
+    """One COPY in PostgreSQL's binary format: per column an Arrow binary (or text) array of each
     value's binary form (text: its UTF-8; geometry: WKB, read by PostGIS's geometry_recv; numbers
     and dates: see `encode`; null: NULL). Each row's fields are joined by Arrow (C++, no Python
-    loop per cell; no CSV quoting, no hex WKB), in slices of STEP rows."""
+    loop per cell; no CSV quoting, no hex WKB), in slices of STEP rows, the next one joined in a
+    thread while PostgreSQL parses the current one (Arrow releases the GIL). `started()` is called
+    once the first slice is on its way."""
     n = len(columns[0])
     sql = f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT binary)"
-    for start in range(0, n, STEP):
+
+    def joined(start: int) -> bytes:
         stop = min(start + STEP, n)
         parts = [fixed(np.full(stop - start, len(columns), dtype=">i2")),     # each row: its field count,
                  *(_fields(c.slice(start, stop - start)) for c in columns)]   # then its fields
-        joined = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.binary()))
-        _, offsets, data = joined.buffers()
-        off = np.frombuffer(offsets, dtype=np.int32)[joined.offset:joined.offset + len(joined) + 1]
-        body = memoryview(data)[off[0]:off[-1]]
-        buf = io.BytesIO()
-        buf.write(_COPY_HEADER)
-        buf.write(body)
-        buf.write(_COPY_TRAILER)
-        buf.seek(0)
-        cur.copy_expert(sql, buf, size=1 << 20)
-        progress(stop, n)
+        rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.binary()))
+        _, offsets, data = rows.buffers()
+        off = np.frombuffer(offsets, dtype=np.int32)[rows.offset:rows.offset + len(rows) + 1]
+        return memoryview(data)[off[0]:off[-1]]
+
+    with ThreadPoolExecutor(max_workers=1) as joiner:
+        starts = iter(range(0, n, STEP))
+        pending = [joiner.submit(joined, next(starts))] if n else []
+
+        class Stream:
+            """What COPY reads: the header, each slice as soon as it is joined, the trailer."""
+            head = _COPY_HEADER
+
+            def read(self, size: int) -> bytes:
+                if not pending:
+                    out, self.head = self.head, b""
+                    return out
+                body = pending.pop().result()
+                start = next(starts, None)
+                if start is not None:
+                    pending.append(joiner.submit(joined, start))
+                out, self.head = self.head + bytes(body), b""
+                if out.startswith(_COPY_HEADER):
+                    started()
+                progress(n if start is None else start, n)
+                if start is None:
+                    out += _COPY_TRAILER
+                return out
+
+        # read in large pieces: the GIL taken once per slice, not once per MB (a worker thread holding
+        # it between reads starved the COPY)
+        cur.copy_expert(sql, Stream(), size=1 << 30)
 
 
 def encode(f: Field, text: pa.Array) -> pa.Array | None:
@@ -170,6 +195,11 @@ def _raw(values, valid: pa.Array, dtype: str | None = None) -> pa.Array:
 
 def _dates(text: pa.Array, good: pa.Array) -> pa.Array | None:
     """YYYY-MM-DD, YYYY/M/D, YYYY.M.D and YYYYMMDD as days since 2000-01-01 (int4)."""
+    try:                                # all of them YYYY-MM-DD (the usual case): Arrow's strict ISO parse
+        since_1970 = pc.cast(pc.cast(text, pa.date32()), pa.int32()).to_numpy(zero_copy_only=False)
+        return _raw(np.nan_to_num(since_1970).astype(np.int64) - _DAYS_1970_2000, good, ">i4")
+    except pa.ArrowInvalid:
+        pass
     iso = pc.replace_substring_regex(text, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
     parts = pc.split_pattern_regex(pc.fill_null(iso, "2000-1-1"), r"[-/.]")
     y, m, d = (pc.cast(pc.list_element(parts, k), pa.int32()).to_numpy(zero_copy_only=False) for k in range(3))
@@ -178,6 +208,9 @@ def _dates(text: pa.Array, good: pa.Array) -> pa.Array | None:
     if (days.astype("datetime64[M]") != months).any():      # 31 February: the cast refuses it
         return None
     return _raw((days - np.datetime64("2000-01-01")).astype(np.int64), good, ">i4")
+
+
+_DAYS_1970_2000 = 10957
 
 
 # ISO WKB type codes (2D) of a layer's single and multi geometry; the single one is wrapped
@@ -203,15 +236,16 @@ def layer_wkb(layer: Layer, wkb: pa.Array) -> pa.Array | None:
         known = pc.or_(known, mask)
     if not pc.all(known).as_py():
         return None
-    empty = pa.scalar(header(multi, True).as_py() + (b"" if multi == 1 else b"\x00" * 4), pa.binary())
     if multi == 1:                      # points: nothing to wrap; an empty point is POINT(NaN NaN)
         empty = pa.scalar(header(1, True).as_py() + np.array([np.nan, np.nan], "<f8").tobytes(), pa.binary())
-        return pc.fill_null(wkb, empty)
-    out = pc.fill_null(wkb, empty)
-    for little in (True, False):
-        one = pa.scalar(header(multi, little).as_py() + (1).to_bytes(4, "little" if little else "big"), pa.binary())
-        wrapped = pc.binary_join_element_wise(one, out, pa.scalar(b"", pa.binary()))
-        out = pc.if_else(kinds[(single, little)], wrapped, out)
+    else:
+        empty = pa.scalar(header(multi, True).as_py() + b"\x00" * 4, pa.binary())
+    out = pc.fill_null(wkb, empty) if wkb.null_count else wkb
+    for little in (True, False):        # (each pass copies the whole array: only when there is one to wrap)
+        if multi != single and pc.any(kinds[(single, little)]).as_py():
+            one = pa.scalar(header(multi, little).as_py() + (1).to_bytes(4, "little" if little else "big"), pa.binary())
+            wrapped = pc.binary_join_element_wise(one, out, pa.scalar(b"", pa.binary()))
+            out = pc.if_else(kinds[(single, little)], wrapped, out)
     return out
 
 
