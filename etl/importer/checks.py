@@ -63,6 +63,8 @@ def sql_list(words) -> str:
 
 def duplicates(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Positions of the values that occur more than once (nulls never do), in order."""
+    if pc.count_distinct(values, mode="only_valid").as_py() == len(values) - values.null_count:
+        return np.zeros(0, dtype=np.int64)        # one hash of the values, the usual case
     counts = pc.value_counts(values)
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     repeated = pc.drop_null(repeated)
@@ -82,6 +84,7 @@ class Rows:
     declared_county: str | None = None
     division_codes: frozenset[str] = frozenset()
     outlines: dict[str, shapely.Geometry] = field(default_factory=dict)
+    valid: np.ndarray | None = None         # shapely.is_valid(geoms), if known already
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -103,7 +106,7 @@ class Rows:
         if self.layer.geometry != Geometry.MULTIPOLYGON:
             return np.zeros(0, dtype=np.int64)
         at = np.flatnonzero(self.usable)
-        return at[~shapely.is_valid(self.geoms[at])]
+        return at[~(self.valid[at] if self.valid is not None else shapely.is_valid(self.geoms[at]))]
 
 
 @dataclass(frozen=True)
@@ -219,17 +222,19 @@ def _not_all_codes(values: pa.Array, codes: pa.Array) -> np.ndarray:
 
 def _outside_county(r: Rows) -> np.ndarray:
     """Usable geometries not meeting the outline of their row's county (an unknown code: not
-    checked here). Per county, its outline prepared once."""
-    codes = r.values["county_code"]
-    if not isinstance(codes, pa.Array):
-        codes = pa.array(codes, pa.string())
-    codes = pc.fill_null(codes, "")
+    checked here). The rows grouped by county in one sort; each outline prepared once."""
+    codes = list(r.outlines)
+    at = pc.fill_null(pc.index_in(r.values["county_code"], value_set=pa.array(codes, pa.string())), -1)
+    at = np.where(r.usable, at.to_numpy(zero_copy_only=False), -1)
+    order = np.argsort(at, kind="stable")
+    bounds = np.searchsorted(at[order], np.arange(len(codes) + 1))
     out = []
-    for code, outline in r.outlines.items():
-        at = np.flatnonzero(pc.equal(codes, code).to_numpy(zero_copy_only=False) & r.usable)
-        if len(at):
+    for k, code in enumerate(codes):
+        rows = order[bounds[k]:bounds[k + 1]]
+        if len(rows):
+            outline = r.outlines[code]
             shapely.prepare(outline)
-            out.append(at[~shapely.intersects(outline, r.geoms[at])])
+            out.append(rows[~shapely.intersects(outline, r.geoms[rows])])
     return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
 

@@ -89,19 +89,21 @@ def import_file(conn: Connection, layer_name: str, path: Path | str, *, county: 
     members = _submitted_files(path)
     for p in members:
         safety.check_size(p, limits)
-    sha = safety.sha256_of(members)
-    # two imports of the same file into the same layer wait for each other (then one is "unchanged")
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), dict(key=f"{layer.name}:{sha}"))
-    done = conn.execute(text("SELECT id, rows_read, rows_inserted, source_crs FROM import_batch "
-                             "WHERE layer = :layer AND file_sha256 = :sha AND status = 'committed'"),
-                        dict(layer=layer.name, sha=sha)).first()
-    if done is not None:
-        return ImportResult(layer.name, name, sha, "unchanged", done.id, done.rows_read, 0, done.source_crs,
-                            [_entry("info", f"this file was imported already as batch {done.id}; nothing changed")])
     workdir = Path(tempfile.mkdtemp(prefix="onemap-import-"))
     try:
-        progress(f"{name}: reading")
-        source = _open(path, name, workdir, limits, sheet)
+        with ThreadPoolExecutor(max_workers=1) as hasher:      # the file hashed while it is read
+            hashing = hasher.submit(safety.sha256_of, members)
+            progress(f"{name}: reading")
+            source = _open(path, name, workdir, limits, sheet)
+            sha = hashing.result()
+        # two imports of the same file into the same layer wait for each other (then one is "unchanged")
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), dict(key=f"{layer.name}:{sha}"))
+        done = conn.execute(text("SELECT id, rows_read, rows_inserted, source_crs FROM import_batch "
+                                 "WHERE layer = :layer AND file_sha256 = :sha AND status = 'committed'"),
+                            dict(layer=layer.name, sha=sha)).first()
+        if done is not None:
+            return ImportResult(layer.name, name, sha, "unchanged", done.id, done.rows_read, 0, done.source_crs,
+                                [_entry("info", f"this file was imported already as batch {done.id}; nothing changed")])
         stage.drop_leftovers(conn.connection.driver_connection.cursor())
         savepoint = conn.begin_nested()
         try:
@@ -202,7 +204,7 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         """In the worker thread: the geometries settled (GDAL formats), then every per-row check."""
         if geometry is None:
             geometry = _settle(source, name, crs, lon_hint, rows, report)
-        subject = checks.Rows(layer, staged_values, geometry.geoms, county, known, outlines)
+        subject = checks.Rows(layer, staged_values, geometry.geoms, county, known, outlines, geometry.valid)
         by_check = checks.run_per_row(plan, subject, rows)
         invalid = subject.invalid if policy == "repair" else ()
         if geometry.as_read:     # the file's WKB is what gets stored: the Shapely objects are freed here
@@ -435,6 +437,7 @@ class _Geometry:
     bad_rows: set[int] = field(default_factory=set)
     entries: list[dict] = field(default_factory=list)     # report entries (bad coordinates, axes)
     as_read: bool = False                                  # the file's WKB can be staged unchanged
+    valid: np.ndarray | None = None                        # shapely.is_valid of `geoms`, if known
 
 
 def _settle(source: readers.Source, name: str, crs: int | None, lon_hint: float | None, rows: list[int],
@@ -444,7 +447,8 @@ def _settle(source: readers.Source, name: str, crs: int | None, lon_hint: float 
     unread = source.wkb is not None and bool(
         (shapely.is_missing(geoms) & ~source.wkb.is_null().to_numpy(zero_copy_only=False)).any())
     entries = []
-    bad, extent = _bad_coordinates(geoms)
+    valid = shapely.is_valid(geoms)            # (the checks use it too, for the geometries as read)
+    bad, extent = _bad_coordinates(geoms, valid)
     for i in np.flatnonzero(bad):
         entries.append(_entry("error", "coordinates are not finite or beyond ±1e8 (NaN, inf or garbage)", row=rows[i]))
     if bad.any():
@@ -463,8 +467,9 @@ def _settle(source: readers.Source, name: str, crs: int | None, lon_hint: float 
         entries.append(_entry("warning", "x/y read as surveyors' X = northing, Y = easting"))
     if resolved.epsg != STORAGE_SRID:
         geoms = _to_storage(geoms, resolved.epsg)          # pyproj on whole coordinate arrays
-    as_read = not (resolved.swapped or resolved.epsg != STORAGE_SRID or bad_rows or unread)
-    return _Geometry(geoms, resolved.epsg, resolved.how, bad_rows, entries, as_read)
+    moved = resolved.swapped or resolved.epsg != STORAGE_SRID
+    as_read = not (moved or bad_rows or unread)
+    return _Geometry(geoms, resolved.epsg, resolved.how, bad_rows, entries, as_read, None if moved else valid)
 
 
 class _Batch:
@@ -503,29 +508,27 @@ def _has_counties(conn: Connection) -> bool:
     return conn.execute(text("SELECT EXISTS (SELECT 1 FROM admin_division WHERE level = 'county')")).scalar()
 
 
-def _bad_coordinates(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _bad_coordinates(geoms: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Which geometries hold a coordinate that is not finite or beyond ±MAX_ABS_COORD, and the
-    extremes of the others' coordinates ([[min x, min y], [max x, max y]]; None: no coordinate),
-    in one pass over the coordinates, piece by piece."""
+    extremes of the others' coordinates ([[min x, min y], [max x, max y]]; None: no coordinate).
+    A coordinate that is not finite makes a geometry invalid (GEOS's IsValidOp), one beyond the
+    limit shows in its bounds: only such geometries are read coordinate by coordinate."""
+    box = shapely.bounds(geoms)                  # NaN: missing or empty
+    finite = np.isfinite(box).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        odd = ~shapely.is_missing(geoms) & (~valid | ~finite | (np.abs(box) > MAX_ABS_COORD).any(axis=1))
     out = np.zeros(len(geoms), dtype=bool)
-    lows, highs = [], []
-    for start in range(0, len(geoms), readers.PIECE):
-        part = geoms[start:start + readers.PIECE]
-        present = np.flatnonzero(~shapely.is_missing(part))
-        if not len(present):
-            continue
-        coords, index = shapely.get_coordinates(part[present], return_index=True)
+    at = np.flatnonzero(odd)
+    for start in range(0, len(at), readers.PIECE):
+        part = at[start:start + readers.PIECE]
+        coords, index = shapely.get_coordinates(geoms[part], return_index=True)
         wrong = ~np.isfinite(coords).all(axis=1) | (np.abs(np.nan_to_num(coords, nan=0.0)) > MAX_ABS_COORD).any(axis=1)
-        if wrong.any():
-            bad = np.unique(index[wrong])
-            out[start + present[bad]] = True
-            coords = coords[~np.isin(index, bad)]
-        if len(coords):
-            lows.append(coords.min(axis=0))
-            highs.append(coords.max(axis=0))
-    if not lows:
+        out[part[np.unique(index[wrong])]] = True
+    good = finite & ~out
+    if not good.any():
         return out, None
-    return out, np.array([np.min(lows, axis=0), np.max(highs, axis=0)])
+    box = box[good]
+    return out, np.array([[box[:, 0].min(), box[:, 1].min()], [box[:, 2].max(), box[:, 3].max()]])
 
 
 def _corner_geometry(source: readers.Source, name: str, crs: int | None, lon_hint: float | None):

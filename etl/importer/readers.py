@@ -11,6 +11,7 @@ import csv
 import io
 import re
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class Source:
     sheet: str | None = None                    # the spreadsheet's sheet that was read
     excel_epoch: object = None                  # a workbook's date system: number cells in date fields are serials
     problems: list[tuple[int, str | None, str]] = field(default_factory=list)   # (row, column, error) found reading
-    wkb: pa.Array | None = None                 # GDAL formats: the file's WKB, read as Arrow; the engine stages
+    wkb: pa.ChunkedArray | None = None          # GDAL formats: the file's WKB, read as Arrow; the engine stages
                                                 # it as it is and reads it with Shapely in parallel
 
     def __len__(self) -> int:
@@ -197,9 +198,10 @@ def _read_vector(path: Path, display: str, max_features: int) -> Source:
     geometry = meta.get("geometry_name") or "wkb_geometry"
     if meta.get("geometry_type") is None or geometry not in table.column_names:
         raise ReadFailed(f"{display}: has no geometry column")
-    columns = {name: _as_text(table.column(name)) for name in meta["fields"]}
+    with ThreadPoolExecutor(max_workers=2) as pool:       # Arrow releases the GIL: both cores
+        columns = dict(zip(meta["fields"], pool.map(lambda name: _as_text(table.column(name)), meta["fields"])))
     return Source(display, columns, None, _epsg(declared), declared, encoding, notes=notes,
-                  wkb=table.column(geometry).combine_chunks())
+                  wkb=table.column(geometry))
 
 
 def _gdal_message(exc: Exception) -> str:
