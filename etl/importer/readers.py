@@ -72,9 +72,12 @@ class Source:
         return self._geometries
 
     def forget_geometries(self) -> None:
-        """Free the Shapely geometries read from `wkb` (read again on next use)."""
-        if self.wkb is not None:
-            self._geometries = None
+        """Free the Shapely geometries read from `wkb` (read again on next use), piece by piece:
+        the thread freeing them lets others take the GIL in between."""
+        if self.wkb is not None and self._geometries is not None:
+            geoms, self._geometries = self._geometries, None
+            for start in range(0, len(geoms), PIECE):
+                geoms[start:start + PIECE] = None
 
 
 PIECE = 5_000    # a Shapely call holds the GIL throughout: the engine reads in pieces of this many

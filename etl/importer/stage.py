@@ -81,19 +81,16 @@ def fixed(raw: np.ndarray) -> pa.Array:
         .cast(pa.binary())
 
 
-def _fields(values) -> pa.Array:
+def _fields(values) -> tuple[pa.Array, pa.Array]:
     """A column's values as fields of a binary COPY row: a 4-byte big-endian length, then the
     bytes as they are (text: its UTF-8; geometry: WKB, read by PostGIS's geometry_recv); NULL:
-    length -1 and no bytes."""
+    length -1 and no bytes (the row's join replaces a null by nothing)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    if pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type):
-        values = values.cast(pa.binary())      # one slice of STEP rows: well below 2 GB
-    elif not pa.types.is_binary(values.type):
-        values = values.cast(pa.binary())
+    if not pa.types.is_binary(values.type):
+        values = values.cast(pa.binary())      # (large types: one slice of STEP rows is well below 2 GB)
     lengths = pc.fill_null(pc.binary_length(values), -1).to_numpy(zero_copy_only=False).astype(">i4")
-    return pc.binary_join_element_wise(fixed(lengths), pc.fill_null(values, pa.scalar(b"", pa.binary())),
-                                       pa.scalar(b"", pa.binary()))
+    return fixed(lengths), values
 
 
 def copy_rows(cur, stage: str, field_names: list[str], columns: list, geoms, rows: list[int],
@@ -119,9 +116,11 @@ def copy_binary(cur, table: str, names: list[str], columns: list[pa.Array], prog
 
     def joined(start: int) -> bytes:
         stop = min(start + STEP, n)
-        parts = [fixed(np.full(stop - start, len(columns), dtype=">i2")),     # each row: its field count,
-                 *(_fields(c.slice(start, stop - start)) for c in columns)]   # then its fields
-        rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.binary()))
+        parts = [fixed(np.full(stop - start, len(columns), dtype=">i2"))]     # each row: its field count,
+        for c in columns:                                                     # then its fields
+            parts.extend(_fields(c.slice(start, stop - start)))
+        rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.binary()), null_handling="replace",
+                                           null_replacement="")
         _, offsets, data = rows.buffers()
         off = np.frombuffer(offsets, dtype=np.int32)[rows.offset:rows.offset + len(rows) + 1]
         return memoryview(data)[off[0]:off[-1]]
