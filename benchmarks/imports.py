@@ -4,9 +4,9 @@ parcels) loaded three ways into fresh databases, alternating, a few rounds, time
 - peer   `ogr2ogr -f PostgreSQL` (Debian gdal-bin; COPY, GiST index) + ANALYZE;
 - floor  `psql \\copy` of a prepared EWKB text file into a bare table + GiST index + ANALYZE;
 - OneMap `flask --app wsgi etl import land_use FILE`: reading, mapping, the whole validation
-  (geometry, codes, required, types, duplicates in file and table, county codes and location
-  against admin_division), the insert into the registry's table with its indexes and tile-change
-  triggers, the batch record; in a freshly migrated database holding the province's divisions.
+  (CRS, coordinates, geometry, codes, required, types, duplicates, county codes and location
+  against admin_division), the load into the registry's table with its indexes and tile-change
+  record, the batch record; in a freshly migrated database holding the province's divisions.
 
 Writes a block into benchmarks/RESULTS.md (between its markers, below the kept line).
 
@@ -198,11 +198,12 @@ def write(a, times: dict[str, list[float]], rows: dict[str, int]) -> None:
         "`CREATE INDEX … USING gist`, `ANALYZE`.",
         "- OneMap: `flask --app wsgi etl import land_use FILE` (the whole command, Python start-up included) into a "
         "freshly migrated database holding the 70 divisions of admin_division: every validation of the layer runs "
-        "(geometry type/emptiness/validity with repair, required fields, numbers and dates, code lists, "
-        "duplicates within the file and against the table, county codes, each parcel inside its county), then one "
-        "INSERT … SELECT into `land_use` (a first big load rebuilds its 4 secondary indexes and analyses), the "
-        "tile-change triggers (on a first load the TRUNCATE's whole-world box; the insert's own trigger is off), the "
-        "batch and its id ranges.",
+        "(CRS against the coordinates, non-finite or out-of-range coordinates, geometry type/emptiness/validity with "
+        "repair, required fields, numbers and dates, code lists, duplicates within the file, county codes, each "
+        "parcel inside its county) in a worker thread while the rows, this being a first big load into the emptied "
+        "table, are COPYed straight into `land_use` (binary, under reserved ids) and its 4 secondary indexes rebuilt "
+        "and the table analysed; the tile-change record (the TRUNCATE's whole-world box; the insert trigger off), "
+        "the batch and its id range; one transaction, taken back if a check fails.",
         f"- {a.rounds} rounds, the three loaders alternating (each round starts with the next one).",
         "",
         "| loader | rows | median s | rounds s | vs ogr2ogr |",

@@ -207,8 +207,8 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         subject = checks.Rows(layer, staged_values, geometry.geoms, county, known, outlines, geometry.valid)
         by_check = checks.run_per_row(plan, subject, rows)
         invalid = subject.invalid if policy == "repair" else ()
-        if geometry.as_read:     # the file's WKB is what gets stored: the Shapely objects are freed here
-            geometry.geoms = None   # (1M parcels: ~0.7 s), while PostgreSQL works
+        if geometry.as_read:     # the file's WKB is what gets stored: the Shapely objects are freed here,
+            geometry.geoms = None   # while PostgreSQL works (a reference cycle kept them to the exit)
             source.forget_geometries()
         return geometry, by_check, invalid
 
@@ -217,8 +217,12 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
     rebuilt, emptied = _drop_indexes_for_bulk(cur, layer.table, n)
     direct = _direct_columns(layer, staged, staged_values, source.wkb) if emptied and geometry is None else None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = []                # the worker starts once the first rows are on their way
-        start_checks = lambda: checking or checking.append(pool.submit(settle_and_check, geometry))
+        checking = []
+
+        def start_checks():     # once the first rows are on their way: Shapely's reading holds the GIL
+            if not checking:    # that the COPY's joiner needs to start
+                checking.append(pool.submit(settle_and_check, geometry))
+
         first_id = _load_directly(cur, layer.table, *direct, rebuilt, name, progress, start_checks) if direct else None
         start_checks()
         if first_id is None:
@@ -230,13 +234,12 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
         geometry, by_row, invalid = checking[0].result()
     by_check.update(by_row)
     if source.wkb is not None and not geometry.as_read:       # transformed, swapped or partly unreadable
-        if first_id is not None:
+        loaded, first_id = first_id is not None, None
+        if loaded:                      # the load took the file's coordinates: undone
             cur.execute(f"ROLLBACK TO SAVEPOINT {DIRECT_LOAD}; RELEASE SAVEPOINT {DIRECT_LOAD}")
-            first_id = None
-            batch.stage(shapely.to_wkb(geometry.geoms))
+        batch.stage(shapely.to_wkb(geometry.geoms))
+        if loaded:
             by_check.update(batch.set_checks(plan))
-        else:
-            batch.stage(shapely.to_wkb(geometry.geoms))
     invalid_rows = [rows[i] for i in invalid]
     if first_id is not None:
         cur.execute(f"RELEASE SAVEPOINT {DIRECT_LOAD}")
