@@ -357,6 +357,20 @@ def test_shapely_and_postgis_agree_on_which_geometries_are_invalid(db):
     assert by_shapely == by_postgis
 
 
+def test_a_layer_that_does_not_repair_rejects_invalid_geometries_with_the_reason():
+    from etl.importer import checks
+    from layers import REGISTRY
+    layer = REGISTRY["mining_right"]
+    bowtie = shapely.Polygon([(125.1, 43.6), (125.2, 43.7), (125.2, 43.6), (125.1, 43.7), (125.1, 43.6)])
+    line = shapely.LineString([(125.1, 43.6), (125.2, 43.7)])
+    rows = checks.Rows(layer, {}, np.array([shapely.box(125.1, 43.6, 125.2, 43.7), bowtie, None, line], dtype=object))
+    plan = checks.plan(layer, [], county_rows=False, policy="reject")
+    found = [e for entries in checks.run_per_row(plan, rows, [2, 3, 4, 5]).values() for e in entries]
+    assert sorted((e["row"], e["problem"]) for e in found) == [
+        (3, "invalid geometry (Self-intersection[125.15 43.65]); this layer does not repair geometries"),
+        (4, "no geometry"), (5, "wrong geometry type LineString: mining_right takes (Multi)Polygon")]
+
+
 def test_a_rejected_first_big_load_leaves_the_layer_and_its_indexes_as_they_were(db, tmp_path, monkeypatch):
     """PostgreSQL refuses the direct COPY (a duplicate, a missing required value): rolled back to
     its savepoint, the checks name the rows; a file in another CRS goes through the stage."""

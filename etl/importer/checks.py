@@ -102,9 +102,7 @@ class Rows:
 
     @cached_property
     def invalid(self) -> np.ndarray:
-        """Positions of the usable (multi)polygons that are not valid."""
-        if self.layer.geometry != Geometry.MULTIPOLYGON:
-            return np.zeros(0, dtype=np.int64)
+        """Positions of the usable geometries that are not valid."""
         at = np.flatnonzero(self.usable)
         return at[~(self.valid[at] if self.valid is not None else shapely.is_valid(self.geoms[at]))]
 

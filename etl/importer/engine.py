@@ -29,7 +29,7 @@ from etl.importer.crs import resolve
 from etl.importer.errors import BatchRejected, CrsProblem, ImportFailed, ReadFailed, UnsafeInput
 from etl.importer.safety import Limits
 from layers import REGISTRY
-from layers.registry import STORAGE_SRID, FieldType, Layer
+from layers.registry import STORAGE_SRID, FieldType, Geometry, Layer
 from services.areas import area_sql
 from services.compliance import RANK, check_and_record, colour_counts
 from services.supervision import issue_many
@@ -206,7 +206,7 @@ def _run(conn: Connection, layer: Layer, source: readers.Source, name: str, sha:
             geometry = _settle(source, name, crs, lon_hint, rows, report)
         subject = checks.Rows(layer, staged_values, geometry.geoms, county, known, outlines, geometry.valid)
         by_check = checks.run_per_row(plan, subject, rows)
-        invalid = subject.invalid if policy == "repair" else ()
+        invalid = subject.invalid if policy == "repair" and layer.geometry == Geometry.MULTIPOLYGON else ()
         if geometry.as_read:     # the file's WKB is what gets stored: the Shapely objects are freed here,
             geometry.geoms = None   # while PostgreSQL works (a reference cycle kept them to the exit)
             source.forget_geometries()

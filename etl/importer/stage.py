@@ -141,9 +141,9 @@ def copy_binary(cur, table: str, names: list[str], columns: list[pa.Array], prog
                 start = next(starts, None)
                 if start is not None:
                     pending.append(joiner.submit(joined, start))
-                out, self.head = self.head + bytes(body), b""
-                if out.startswith(_COPY_HEADER):
+                if self.head:           # the first slice
                     started()
+                out, self.head = self.head + bytes(body), b""
                 progress(n if start is None else start, n)
                 if start is None:
                     out += _COPY_TRAILER
