@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 from etl import corners
 from etl.importer import checks, mapping, readers, safety, stage
 from etl.importer.crs import resolve
-from etl.importer.errors import BatchRejected, CrsProblem, ImportFailed, ReadFailed, UnsafeInput
+from etl.importer.errors import BatchRejected, CrsProblem, ReadFailed
 from etl.importer.safety import Limits
 from layers import REGISTRY
 from layers.registry import STORAGE_SRID, FieldType, Geometry, Layer
