@@ -129,6 +129,11 @@ def _where(mask) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
+def _not_in(values: pa.Array, known: pa.Array) -> np.ndarray:
+    """Positions of the values (not null) that are not among `known`."""
+    return _where(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=known))))
+
+
 def _value(rows: Rows, name: str, i: int) -> str:
     return quote_literal(rows.values[name][i].as_py())
 
@@ -151,8 +156,8 @@ def plan(layer: Layer, staged, county_rows: bool, policy: str, filled_later: set
     for f in staged:
         out.extend(_field_checks(layer, f, filled_later))
     if county_rows:
-        out.append(Check("county_code", lambda r: _where(pc.and_(pc.is_valid(r.values["county_code"]), pc.invert(pc.is_in(
-                             r.values["county_code"], value_set=pa.array(sorted(r.division_codes), pa.string()))))),
+        out.append(Check("county_code", lambda r: _not_in(r.values["county_code"],
+                                                          pa.array(sorted(r.division_codes), pa.string())),
                          lambda r, i: f"unknown county code {_value(r, 'county_code', i)}"))
         out.append(Check("county_code", lambda r: np.zeros(0, dtype=np.int64) if r.declared_county is None else
                          _where(pc.not_equal(r.values["county_code"], r.declared_county)),
@@ -174,13 +179,11 @@ def _field_checks(layer: Layer, f, filled_later: set[str]) -> list[Check]:
                          lambda r, i: f"{_value(r, name, i)} is {words}"))
     if f.type == FieldType.BOOLEAN:
         yes_no = pa.array(TRUE_WORDS + FALSE_WORDS, pa.string())
-        out.append(Check(name, lambda r: _where(pc.and_(pc.is_valid(r.values[name]), pc.invert(
-                             pc.is_in(pc.utf8_lower(r.values[name]), value_set=yes_no)))),
+        out.append(Check(name, lambda r: _not_in(pc.utf8_lower(r.values[name]), yes_no),
                          lambda r, i: f"{_value(r, name, i)} is not yes/no"))
     if f.type == FieldType.CODE:
         codes = pa.array(list(f.codes.codes), pa.string())
-        out.append(Check(name, lambda r: _where(pc.and_(pc.is_valid(r.values[name]),
-                                                        pc.invert(pc.is_in(r.values[name], value_set=codes)))),
+        out.append(Check(name, lambda r: _not_in(r.values[name], codes),
                          lambda r, i: f"{_value(r, name, i)} is not in the code list {f.codes.zh} ({f.codes.name})"))
     if f.type == FieldType.CODES:
         codes = pa.array(list(f.codes.codes), pa.string())
@@ -205,13 +208,10 @@ def _field_checks(layer: Layer, f, filled_later: set[str]) -> list[Check]:
     return out
 
 
-def codes_array(values: pa.Array) -> pa.ListArray:
-    """A codes field's text as its list of codes: whitespace dropped, split at commas."""
-    return pc.split_pattern(pc.replace_substring_regex(values, r"\s", ""), ",")
-
-
 def _not_all_codes(values: pa.Array, codes: pa.Array) -> np.ndarray:
-    lists = codes_array(values)
+    """Positions of the codes fields holding a code not among `codes` (read as the insert reads
+    them: whitespace dropped, split at commas)."""
+    lists = pc.split_pattern(pc.replace_substring_regex(values, r"\s", ""), ",")
     flat = pc.list_flatten(lists)
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     unknown = ~pc.is_in(flat, value_set=codes).to_numpy(zero_copy_only=False)

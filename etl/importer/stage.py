@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from layers.registry import STORAGE_SRID, Field, FieldType, Geometry, Layer
-from etl.importer.checks import FALSE_WORDS, TRUE_WORDS, sql_list
+from etl.importer.checks import FALSE_WORDS, FORMATS, TRUE_WORDS, sql_list
 from services.areas import area_sql
 
 PREFIX = "import_stage_"
@@ -159,7 +159,6 @@ def encode(f: Field, text: pa.Array) -> pa.Array | None:
     (`cast_sql`) read it; a value the checks reject (not a number, ...) as NULL. None: a type
     this does not encode, or a value the cast would refuse though the checks pass it (a
     31 February, a number beyond double precision)."""
-    from etl.importer.checks import FORMATS
     if f.type in (FieldType.TEXT, FieldType.CODE):
         return text
     if f.type not in (FieldType.INTEGER, FieldType.FLOAT, FieldType.DATE, FieldType.BOOLEAN):
